@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 REPORT_LOOKBACK = timedelta(hours=72)
+PARTITION_LENGTH = timedelta(days=1)
 
 DEFAULT_START_DATE = "2025-01-01"
 
@@ -31,5 +32,5 @@ def report_window(
     """
     now = now or datetime.now(UTC)
     end = min(time_window.end, now)
-    start = min(time_window.start, end - REPORT_LOOKBACK)
+    start = min(time_window.start - (REPORT_LOOKBACK - PARTITION_LENGTH), end - REPORT_LOOKBACK)
     return start.astimezone(UTC), end.astimezone(UTC)

@@ -14,13 +14,13 @@ HOURLY_CRON = "15 * * * *"
 
 
 def build_schedules(
-    job: dg.UnresolvedAssetJobDefinition, partitions_def: dg.DailyPartitionsDefinition
+    job_name: str, partitions_def: dg.DailyPartitionsDefinition
 ) -> list[dg.ScheduleDefinition]:
-    """Build the daily and hourly schedules for a job of the enabled report assets."""
+    """Build the daily and hourly schedules for the job of the enabled report assets."""
 
     @dg.schedule(
         name="amazon_seller_central_daily",
-        job=job,
+        job_name=job_name,
         cron_schedule=DAILY_CRON,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -37,7 +37,7 @@ def build_schedules(
 
     @dg.schedule(
         name="amazon_seller_central_hourly",
-        job=job,
+        job_name=job_name,
         cron_schedule=HOURLY_CRON,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.STOPPED,
