@@ -24,7 +24,7 @@ class Region(StrEnum):
 
 @dataclass(frozen=True)
 class Marketplace:
-    """One Amazon marketplace: its id, country code, region and the sales-channel value of its rows."""
+    """An Amazon marketplace and the sales-channel value its rows carry in the flat files."""
 
     marketplace_id: str
     country_code: str
