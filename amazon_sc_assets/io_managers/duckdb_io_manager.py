@@ -1,7 +1,5 @@
 """An IO manager that upserts report frames into a DuckDB file in one transaction."""
 
-from __future__ import annotations
-
 import logging
 import random
 import time
