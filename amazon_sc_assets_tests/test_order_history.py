@@ -260,7 +260,7 @@ def test_rows_cpf_only_on_brazil_rows() -> None:
 # Selection by report type
 
 
-def test_selection_last_update_vs_order_date_on_known_order() -> None:
+def test_selection_known_order_by_report_type() -> None:
     history = make_history()
     as_of = HISTORY_END
     purchased = report(history, ORDER_DATE, REPORT_DAY, REPORT_DAY + DAY, as_of=as_of)
@@ -356,7 +356,7 @@ def test_selection_empty_before_first_version() -> None:
     assert rows == []
 
 
-def test_pending_without_price_then_shipped_with_price() -> None:
+def test_pending_order_later_shipped_with_price() -> None:
     history = make_history()
     early_as_of = REPORT_DAY + timedelta(hours=12)
     early = report(history, LAST_UPDATE, REPORT_DAY, early_as_of, as_of=early_as_of)
@@ -410,7 +410,7 @@ def test_order_date_keeps_requested_marketplaces() -> None:
 def test_order_date_unknown_marketplace_raises() -> None:
     history = make_history()
     # Amazon.de belongs to the EU region, not to this NA history.
-    with pytest.raises(ValueError, match="A1PA6795UKMFR9"):
+    with pytest.raises(ValueError, match="A1PA6795UKMFR9.*ATVPDKIKX0DER"):
         report(
             history, ORDER_DATE, REPORT_DAY, REPORT_DAY + DAY, marketplace_ids=["A1PA6795UKMFR9"]
         )
@@ -570,6 +570,24 @@ def test_config_invalid_charset_raises() -> None:
 def test_config_existing_extra_column_raises() -> None:
     with pytest.raises(ValueError, match="sku"):
         OrderHistoryConfig(extra_column="sku")
+
+
+def test_iter_rows_raises_at_call_time() -> None:
+    history = make_history()
+    # The server validates a request before it starts streaming the document.
+    with pytest.raises(ValueError, match="after end"):
+        history.iter_rows(
+            ORDER_DATE, REPORT_DAY + DAY, REPORT_DAY, marketplace_ids=None, as_of=HISTORY_END
+        )
+
+
+def test_history_default_follows_wall_clock() -> None:
+    history = OrderHistory(OrderHistoryConfig(seed=4, orders_per_day=500.0))
+    now = datetime.now(UTC)
+    rows = report(history, LAST_UPDATE, now - 2 * DAY, now, as_of=now)
+
+    assert rows
+    assert max(parse_date(row["last-updated-date"]) for row in rows) <= now
 
 
 def test_iter_rows_reversed_window_raises() -> None:

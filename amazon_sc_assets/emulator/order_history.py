@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from amazon_sc_assets.marketplaces import MARKETPLACES, Marketplace, Region, marketplaces_in_region
+from amazon_sc_assets.marketplaces import Marketplace, Region, marketplaces_in_region
 from amazon_sc_assets.report_types import ORDER_REPORT_HEADER, ReportType
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ CHARSET_CODECS: dict[str, str] = {
     "Windows-31J": "cp932",
 }
 
-# Order ids have the form 3-7-7 digits, and the last group enumerates the orders of one day.
+# The 14 digits after an order id's 3-digit prefix encode (day, order number), with room for
+# 10**7 orders a day. The cap keeps a day with 15 % more orders than the mean below that.
 MAX_ORDERS_PER_DAY = 8_000_000
 _ORDER_ID_MULTIPLIER = 36_028_797_018_963_971
 
@@ -59,7 +60,7 @@ _EXTRA_COLUMN_BEFORE = "is-business-order"
 _FULFILLMENT_AFN = "Amazon"
 _FULFILLMENT_MFN = "Merchant"
 
-# Conversion from the catalogue's USD prices, rounded; only the size of the amounts matters.
+# Rounded rates from the catalogue's USD prices, because only the size of the amounts matters.
 _USD_RATES: dict[str, float] = {
     "USD": 1.0,
     "CAD": 1.36,
@@ -81,7 +82,7 @@ _USD_RATES: dict[str, float] = {
 }
 _ZERO_DECIMAL_CURRENCIES = frozenset({"JPY"})
 
-# Share of a region's orders per marketplace country, relative weights; unlisted countries get 1.
+# Relative share of a region's orders per marketplace country. Unlisted countries get weight 1.
 _COUNTRY_WEIGHTS: dict[str, int] = {
     "US": 70,
     "CA": 14,
@@ -100,7 +101,7 @@ _COUNTRY_WEIGHTS: dict[str, int] = {
     "SG": 10,
 }
 
-# Sales-tax or VAT rates a row may carry, per country; 0.0 gives a blank item-tax.
+# Sales-tax or VAT rates a row may carry, per country. A rate of 0.0 gives a blank item-tax.
 _TAX_RATES: dict[str, tuple[float, float, float, float]] = {
     "US": (0.0, 0.06, 0.0725, 0.0825),
     "CA": (0.05, 0.13, 0.15, 0.0),
@@ -193,8 +194,9 @@ _PRODUCT_VARIANTS: tuple[str, ...] = ("", ", Black", ", White", ", Grey", ", Blu
 _SHIP_SERVICE_LEVELS_AFN = ("Expedited", "Standard", "SecondDay", "NextDay")
 _SHIP_SERVICE_LEVELS_MFN = ("Standard", "Standard", "Expedited", "FreeEconomy")
 
-# Order statuses of a version and the item-status of its lines. Amazon writes item-status
-# Unshipped for every line that has not left yet, whatever the order status.
+# Order status of a version, the item-status of its lines, and whether prices are shown. Lines not
+# yet shipped get item-status Unshipped. Real files contain that value, but its use on Pending
+# orders is assumed.
 _PENDING = ("Pending", "Unshipped", False)
 _UNSHIPPED = ("Unshipped", "Unshipped", True)
 _SHIPPING = ("Shipping", "Unshipped", True)
@@ -426,7 +428,7 @@ def _build_channel(
 ) -> _ChannelCatalogue:
     rng = random.Random(f"{seed}:{marketplace.marketplace_id}")
     currency = marketplace.currency
-    # Amazon's marketplace table says UK where ship-country holds the ISO 3166 code GB.
+    # The marketplace table uses UK, but ship-country contains ISO 3166 codes, so UK becomes GB.
     ship_country = "GB" if marketplace.country_code == "UK" else marketplace.country_code
     catalogue = _ChannelCatalogue(
         marketplace.sales_channel, currency, marketplace.country_code, ship_country
@@ -603,11 +605,13 @@ class OrderHistory:
             marketplace_ids: Marketplace ids of the request; None means all in the region.
             as_of: Time the report is generated; versions after it do not exist yet.
 
-        Yields:
-            Lists of strings, as many as `header(report_type)` has columns; blank is "".
+        Returns:
+            A lazy iterator of rows. Each row is a list of as many strings as
+            `header(report_type)` has columns, with "" for blank values.
 
         Raises:
-            ValueError: If start is after end, or a marketplace id is not in the region.
+            ValueError: At call time, if start is after end or a marketplace id is not in the
+                region.
         """
         start_s = math.ceil(_as_utc(start).timestamp())
         end_s = math.floor(_as_utc(end).timestamp())
@@ -635,7 +639,7 @@ class OrderHistory:
         if self._last_purchase is not None:
             last_purchase = min(last_purchase, self._last_purchase)
         if first_purchase > last_purchase:
-            return
+            return iter(())
 
         with_cpf = self.config.include_cpf and report_type is ReportType.ORDER_DATE
         logger.debug(
@@ -645,6 +649,19 @@ class OrderHistory:
             datetime.fromtimestamp(last_purchase, UTC).isoformat(),
             self.config.seed,
         )
+        return self._iter_window_rows(
+            first_purchase, last_purchase, version_cutoff, version_floor, channel_filter, with_cpf
+        )
+
+    def _iter_window_rows(
+        self,
+        first_purchase: int,
+        last_purchase: int,
+        version_cutoff: int,
+        version_floor: int | None,
+        channel_filter: frozenset[int] | None,
+        with_cpf: bool,
+    ) -> Iterator[list[str]]:
         first_day = first_purchase // _SECONDS_PER_DAY
         last_day = last_purchase // _SECONDS_PER_DAY
         for day in range(first_day, last_day + 1):
@@ -665,10 +682,9 @@ class OrderHistory:
         if unknown:
             region = self.config.region
             valid = [m.marketplace_id for m in marketplaces_in_region(region)]
-            regions = {mid: MARKETPLACES[mid].region.name for mid in unknown if mid in MARKETPLACES}
             raise ValueError(
-                f"Invalid marketplace ids {unknown} for region {region.name} "
-                f"(regions of known ids: {regions}): expected ids from {valid}."
+                f"Invalid marketplace ids {unknown} for region {region.name}: expected ids from "
+                f"{valid}. A marketplace of another region needs a history of that region."
             )
         return frozenset(self._channel_index_by_id[mid] for mid in marketplace_ids)
 
@@ -696,8 +712,8 @@ class OrderHistory:
         """Yield the rows of the orders purchased on one day that the report selects.
 
         Order `i` of the `n` orders of a day is purchased within
-        [i * 86400 / n, (i + 1) * 86400 / n) seconds after midnight, so a time range maps to a
-        range of order numbers without generating the orders outside it.
+        [i * 86400 / n, (i + 1) * 86400 / n) seconds after midnight. A time range therefore maps
+        to a range of order numbers, and the orders outside it are never generated.
         """
         order_count = self._orders_on_day(day)
         if order_count == 0:
@@ -721,7 +737,9 @@ class OrderHistory:
         lifecycle_table = self._lifecycle_table
         channel_table = self._channel_table
         channels = self._channels
-        products = self._products
+        product_fields = [(product.name, product.sku, product.asin) for product in self._products]
+        date_prefixes = self._date_prefixes
+        quantity_texts = [str(quantity) for quantity in range(_MAX_QUANTITY + 1)]
         line_counts = _LINE_COUNT_TABLE
         quantities = _QUANTITY_TABLE
         # The 14 digits after the order id's prefix are an affine map of (day, order) modulo
@@ -817,9 +835,9 @@ class OrderHistory:
                 merchant_order_id = amazon_order_id if afn or (content >> 149) & 0x1 else ""
                 purchase_date = date_prefix + time_of_day[second]
                 updated_day = version_time // _SECONDS_PER_DAY
+                updated_prefix = date_prefixes.get(updated_day) or self._date_prefix(updated_day)
                 last_updated_date = (
-                    self._date_prefix(updated_day)
-                    + time_of_day[version_time - updated_day * _SECONDS_PER_DAY]
+                    updated_prefix + time_of_day[version_time - updated_day * _SECONDS_PER_DAY]
                 )
                 promotion_ids = ""
                 if promoted:
@@ -841,7 +859,7 @@ class OrderHistory:
                         item_bits >>= 12
                     if line == 0:
                         first_line = (product_index, quantity)
-                    product = products[product_index]
+                    product_name, sku, asin = product_fields[product_index]
                     line_status = item_status
                     if partial_cancel and line == line_count - 1:
                         line_status = "Cancelled"
@@ -876,11 +894,11 @@ class OrderHistory:
                         "",
                         "",
                         ship_service_level,
-                        product.name,
-                        product.sku,
-                        product.asin,
+                        product_name,
+                        sku,
+                        asin,
                         line_status,
-                        str(quantity),
+                        quantity_texts[quantity],
                         currency,
                         item_price,
                         item_tax,
