@@ -488,9 +488,14 @@ class ReportsClient:
         url = self._endpoint + path
         failures = 0
         throttles = 0
+        waited_after_throttle = False
 
         while True:
-            bucket.acquire()
+            # A retry after a 429 has already waited at least one refill interval (or the cap),
+            # so it skips the bucket, which would otherwise add another full interval.
+            if not waited_after_throttle:
+                bucket.acquire()
+            waited_after_throttle = False
             try:
                 response = self._http.request(method, url, params=params, json=json_body)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
@@ -553,6 +558,7 @@ class ReportsClient:
                     wait,
                 )
                 self._sleep(wait)
+                waited_after_throttle = True
                 continue
 
             if status >= 500:
