@@ -318,6 +318,24 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             columns_added=columns_added,
         )
 
+    def count_keys_with_mixed_versions(
+        self, asset_key: dg.AssetKey, *, upsert_key: list[str], version_column: str
+    ) -> int:
+        """Count the upsert keys whose rows in the asset's table carry different versions.
+
+        Returns 0 when the table does not exist yet.
+        """
+        table = self._table(asset_key)
+        con = self._connect()
+        try:
+            if self._table_columns(con, table) is None:
+                return 0
+            query = upsert_plan.mixed_versions_count_sql(table.quoted, upsert_key, version_column)
+            row = con.execute(query).fetchone()
+        finally:
+            con.close()
+        return int(row[0]) if row else 0
+
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         """Read the asset's table, or only the rows of the input's partition window.
 
@@ -336,6 +354,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
 
         con = self._connect()
         try:
-            return con.sql(query, params=params).pl()
+            frame = con.sql(query, params=params).pl()
         finally:
             con.close()
+        return upsert_plan.normalize_utc(frame)

@@ -308,6 +308,25 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
             columns_added=columns_added,
         )
 
+    def count_keys_with_mixed_versions(
+        self, asset_key: dg.AssetKey, *, upsert_key: list[str], version_column: str
+    ) -> int:
+        """Count the upsert keys whose rows in the asset's table carry different versions.
+
+        Column names are matched in upper case, as this IO manager creates them. Returns 0 when
+        the table does not exist yet.
+        """
+        table = self._table(asset_key)
+        query = upsert_plan.mixed_versions_count_sql(
+            table.quoted, [name.upper() for name in upsert_key], version_column.upper()
+        )
+        with self._cursor() as cursor:
+            if self._table_columns(cursor, table) is None:
+                return 0
+            cursor.execute(query)
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         """Read the asset's table, or only the rows of the input's partition window.
 

@@ -395,6 +395,22 @@ def prepare_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyF
     return frame.with_columns(pl.col(to_string).cast(pl.String))
 
 
+def normalize_utc(frame: pl.DataFrame) -> pl.DataFrame:
+    """Relabel Datetime columns in Etc/UTC as UTC, the zone the report parser uses.
+
+    DuckDB 2.0 without its ICU extension returns TIMESTAMP WITH TIME ZONE as Etc/UTC, and Polars
+    rejects comparing or concatenating columns whose zone names differ.
+    """
+    relabel = [
+        name
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone == "Etc/UTC"
+    ]
+    if not relabel:
+        return frame
+    return frame.with_columns(pl.col(relabel).dt.convert_time_zone("UTC"))
+
+
 @dataclass(frozen=True)
 class ColumnPlan:
     """How one column of the final table is filled from the batch.
@@ -750,6 +766,20 @@ class UpsertCounts:
         """Build the counts from the row that `counts_sql` returns."""
         values = [int(value or 0) for value in row]  # Snowflake returns Decimal sums.
         return cls(*values)
+
+
+def mixed_versions_count_sql(table: str, upsert_key: Sequence[str], version_column: str) -> str:
+    """Return a query that counts keys whose rows carry more than one version.
+
+    The order-level upsert replaces all rows of a key at once, so the count is 0 unless
+    something else wrote to the table. NULL versions are not counted as a version.
+    """
+    keys = ", ".join(quote_identifier(name) for name in upsert_key)
+    version = quote_identifier(version_column)
+    return (
+        f"SELECT COUNT(*) FROM (SELECT {keys} FROM {table} GROUP BY {keys} "
+        f"HAVING COUNT(DISTINCT {version}) > 1) AS mixed"
+    )
 
 
 def window_select_sql(table: str, window_column: str | None, placeholder: str = "?") -> str:
