@@ -22,7 +22,7 @@ EPILOG = """\
 --time-scale N makes quota refill and report processing N times faster: with N=60 a report
 spends 5/60 s IN_QUEUE and 30/60 s IN_PROGRESS, and createReport refills one request per second
 instead of one per minute. Token and document URL lifetimes are not scaled. Faults can be
-injected at run time with POST /_emulator/faults; see docs/emulator.md.
+injected at run time with POST /_emulator/faults, as docs/emulator.md describes.
 """
 
 
@@ -40,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="interface to bind (default %(default)s, loopback only)",
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="TCP port; 0 picks a free one (default %(default)s)"
+        "--port",
+        type=int,
+        default=8000,
+        help="TCP port, or 0 to pick a free one (default %(default)s)",
     )
     parser.add_argument(
         "--seed",

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import secrets
 import threading
 import time
@@ -41,6 +42,8 @@ from .request_log import RequestLog, RequestRecord
 if TYPE_CHECKING:
     from .server import EmulatorConfig
 
+logger = logging.getLogger(__name__)
+
 API_PREFIX = "/reports/2021-06-30"
 TOKEN_PATH = "/auth/o2/token"
 DOWNLOAD_PREFIX = "/report-documents"
@@ -62,7 +65,7 @@ REPORT_NOT_FOUND = "One or more of the provided ReportRequestIds could not be fo
 
 
 class InvalidInput(Exception):
-    """A request parameter failed validation; the message goes into a 400 InvalidInput."""
+    """A request parameter failed validation. The message becomes the 400 InvalidInput message."""
 
 
 class AccessTokens:
@@ -110,7 +113,7 @@ class EmulatorState:
     signer: UrlSigner
 
     def inject(self, fault: Fault) -> None:
-        """Activate a fault; expire_token acts at once, the others wait for their request."""
+        """Activate a fault. expire_token acts at once, the other kinds wait for their request."""
         if fault.kind == "expire_token":
             self.tokens.expire_all()
         else:
@@ -168,7 +171,7 @@ async def apply_request_fault(state: EmulatorState, operation: str) -> Response 
 
 
 def parse_time(name: str, value: Any) -> datetime:
-    """Parse an ISO 8601 date-time parameter; a value without offset is taken as UTC."""
+    """Parse an ISO 8601 date-time parameter. A value without offset is taken as UTC."""
     if not isinstance(value, str):
         raise InvalidInput(f"Invalid {name} {value!r}: expected an ISO 8601 date-time string.")
     try:
@@ -203,7 +206,7 @@ def parse_marketplace_ids(state: EmulatorState, values: Any, max_count: int) -> 
 
 
 def query_list(request: Request, name: str) -> list[str] | None:
-    """Read a comma-separated (or repeated) query parameter; None when it is absent."""
+    """Read a comma-separated or repeated query parameter, or return None when it is absent."""
     raw = request.query_params.getlist(name)
     if not raw:
         return None
@@ -302,14 +305,14 @@ async def create_report(request: Request, state: EmulatorState) -> Response:
     if not isinstance(options, dict) or not all(isinstance(v, str) for v in options.values()):
         raise InvalidInput(f"Invalid reportOptions {options!r}: expected an object of strings.")
 
-    # Both times default to now, like Amazon's; a missing start gives an instant range.
+    # Both times default to now, as in Amazon's model, so a missing start gives an instant range.
     now = datetime.now(UTC)
     end = parse_time("dataEndTime", body["dataEndTime"]) if "dataEndTime" in body else now
     start = parse_time("dataStartTime", body["dataStartTime"]) if "dataStartTime" in body else end
     for name, value in (("dataStartTime", start), ("dataEndTime", end)):
         if value > now:
             raise InvalidInput(
-                f"Invalid {name} {format_time(value)}: it is in the future; the current time "
+                f"Invalid {name} {format_time(value)}: it is in the future. The current time "
                 f"is {format_time(now)}."
             )
     if start > end:
@@ -603,6 +606,15 @@ class RequestLogMiddleware:
             recorded = True
             if scope["path"].startswith(ADMIN_PREFIX + "/"):
                 return
+            if status >= 400:
+                logger.info(
+                    "%s %s (%s) returned %d, request id %s",
+                    scope["method"],
+                    scope["path"],
+                    state.get("operation", "unknown"),
+                    status,
+                    request_id,
+                )
             self.log.append(
                 RequestRecord(
                     operation=state.get("operation", "unknown"),

@@ -147,7 +147,7 @@ class DocumentFileResponse(Response):
 
     Args:
         path: the gzip document.
-        headers: response headers; Content-Length is added from `declared_length`.
+        headers: response headers, to which Content-Length is added from `declared_length`.
         send_bytes: how many bytes of the file to send.
         declared_length: the Content-Length to announce.
         complete: False ends the ASGI call without finishing the body, so the server closes

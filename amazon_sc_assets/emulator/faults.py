@@ -1,4 +1,4 @@
-"""Faults that the emulator injects into its answers, and the registry that hands them out."""
+"""Faults that the emulator injects into its responses, and the registry that stores them."""
 
 import json
 import threading
@@ -20,7 +20,7 @@ OPERATIONS = (
 REQUEST_KINDS = ("throttle", "server_error", "slow")
 
 # Kinds that act on one operation only, mapped to the operations they accept. The report kinds
-# are bound to the next created report, so both createReport and getReport name them.
+# attach to the next created report, so both createReport and getReport are accepted for them.
 OPERATION_KINDS: dict[str, tuple[str, ...]] = {
     "drop_connection": ("downloadDocument",),
     "truncate_gzip": ("downloadDocument",),
@@ -45,7 +45,7 @@ class Fault:
     Kinds:
         throttle: 429 QuotaExceeded, without taking a quota token.
         server_error: `status` (500 by default, or 503) with an `errors` body.
-        slow: sleep `delay_seconds` before answering normally.
+        slow: sleep `delay_seconds`, then handle the request normally.
         drop_connection: downloadDocument sends part of the body, then closes the connection.
         truncate_gzip: downloadDocument sends a complete response whose gzip body is cut in
             the middle (Content-Length matches the cut body).

@@ -25,12 +25,12 @@ DEFAULT_USAGE_PLANS: dict[str, UsagePlan] = {
 
 
 class TokenBucket:
-    """A bucket that starts full, refills continuously and never holds more than `burst` tokens.
+    """A bucket that starts full, refills continuously and contains at most `burst` tokens.
 
     Args:
         rate: tokens added per second of `clock` time.
         burst: bucket capacity.
-        clock: monotonic clock in seconds; injectable so tests can drive refill.
+        clock: monotonic clock in seconds, which tests replace to control refill.
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class QuotaTable:
         }
 
     def try_acquire(self, operation: str) -> bool:
-        """Take a token for `operation`; operations without a usage plan are never throttled."""
+        """Take a token for `operation`. Operations without a usage plan are never throttled."""
         bucket = self._buckets.get(operation)
         return bucket is None or bucket.try_acquire()
 

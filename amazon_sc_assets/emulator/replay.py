@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 REPLAY_SUFFIXES = (".tsv", ".txt")
 
-# The folder of real sample files shipped with the package; the default when no history exists.
+# Real sample files shipped with the package. The emulator replays them when the order history
+# generator is not installed.
 SAMPLES_DIR = Path(__file__).parent / "samples"
 
 _MARKETPLACE_BY_SALES_CHANNEL = {
@@ -101,13 +102,13 @@ class ReplayOrderSource:
             report_type: selects the date column (`last-updated-date` or `purchase-date`).
             start: first instant of the range, inclusive.
             end: last instant of the range, inclusive.
-            marketplace_ids: keep only rows whose sales channel belongs to one of these ids;
-                None keeps every row.
+            marketplace_ids: keep only rows whose sales channel belongs to one of these ids,
+                or every row when None.
             as_of: rows last updated after this instant are not visible yet.
         """
-        wanted = None if marketplace_ids is None else set(marketplace_ids)
+        requested_ids = None if marketplace_ids is None else set(marketplace_ids)
         for path in self.files:
-            yield from self._iter_file(path, report_type, start, end, wanted, as_of)
+            yield from self._iter_file(path, report_type, start, end, requested_ids, as_of)
 
     def _read_header(self, path: Path) -> list[str]:
         with path.open("rb") as file:
@@ -122,7 +123,7 @@ class ReplayOrderSource:
         report_type: ReportType,
         start: datetime,
         end: datetime,
-        wanted: set[str] | None,
+        requested_ids: set[str] | None,
         as_of: datetime,
     ) -> Iterator[list[str]]:
         skipped = 0
@@ -155,9 +156,9 @@ class ReplayOrderSource:
                     updated_time = _parse_report_time(values[updated_index])
                     if updated_time is not None and updated_time > as_of:
                         continue
-                if wanted is not None:
+                if requested_ids is not None:
                     channel = values[channel_index] if channel_index is not None else ""
-                    if _MARKETPLACE_BY_SALES_CHANNEL.get(channel.lower()) not in wanted:
+                    if _MARKETPLACE_BY_SALES_CHANNEL.get(channel.lower()) not in requested_ids:
                         continue
                 yield [
                     values[positions[column]] if column in positions else ""

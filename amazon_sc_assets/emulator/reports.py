@@ -30,12 +30,13 @@ TERMINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 
 DATE_RANGE_EXCEEDED = "Date range exceeded. Report can be requested only upto 30 days"
 
-# A cancelled build stops at the next multiple of this many rows.
+# A build of a cancelled report, or of a stopping emulator, ends at the next multiple of this
+# many rows.
 CANCEL_CHECK_ROWS = 10_000
 
 
 class OrderSource(Protocol):
-    """Where report rows come from: the generated order history or replayed flat files."""
+    """Source of report rows: the generated order history or replayed flat files."""
 
     def header(self, report_type: ReportType) -> list[str]: ...
 
@@ -57,7 +58,7 @@ def format_time(value: datetime) -> str:
 
 @dataclass
 class Report:
-    """One report and the moments of its lifecycle; the store's lock guards changes."""
+    """One report and the moments of its lifecycle. Changes happen under the store's lock."""
 
     report_id: str
     report_type: ReportType
@@ -89,7 +90,7 @@ class Report:
         return self.outcome
 
     def to_json(self, now: datetime) -> dict[str, Any]:
-        """Return the Report model of the 2021-06-30 API as it stands at `now`."""
+        """Return the Report model of the 2021-06-30 API as of `now`."""
         status = self.status(now)
         report: dict[str, Any] = {
             "marketplaceIds": list(self.marketplace_ids),
@@ -117,7 +118,7 @@ class ReportStore:
 
     Args:
         source: the order source the documents are built from.
-        document_dir: folder for the gzip documents; the caller owns and removes it.
+        document_dir: folder for the gzip documents, which the caller owns and removes.
         region: the emulated region, for document ids.
         charset: Amazon's name of the documents' charset.
         queue_delay: how long a new report stays IN_QUEUE.
@@ -148,6 +149,7 @@ class ReportStore:
         self._reports: dict[str, Report] = {}
         self._documents: dict[str, Report] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="report-builder")
+        self._closing = threading.Event()
 
     def create(
         self,
@@ -288,7 +290,8 @@ class ReportStore:
             build.result(timeout=timeout)
 
     def close(self) -> None:
-        """Cancel builds that have not started and wait for the running ones."""
+        """Cancel builds that have not started and stop the running ones early."""
+        self._closing.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _new_document_id(self) -> str:
@@ -330,7 +333,7 @@ class ReportStore:
             write_text_document(path, message, self._charset)
             return "DONE", True
 
-        # LAST_UPDATE reports cover every marketplace of the region, whatever the request says.
+        # LAST_UPDATE reports cover every marketplace of the region, whatever marketplaceIds lists.
         marketplace_ids = (
             None if report.report_type is ReportType.LAST_UPDATE else report.marketplace_ids
         )
@@ -355,5 +358,7 @@ class ReportStore:
     ) -> Iterator[list[str]]:
         for index, row in enumerate(rows, start=1):
             yield row
-            if index % CANCEL_CHECK_ROWS == 0 and report.cancelled_time is not None:
+            if index % CANCEL_CHECK_ROWS == 0 and (
+                report.cancelled_time is not None or self._closing.is_set()
+            ):
                 return

@@ -1,4 +1,4 @@
-"""The emulator's record of the requests it answered, for tests and the admin routes."""
+"""The emulator's log of the requests it handled, for tests and the admin routes."""
 
 import threading
 from dataclasses import asdict, dataclass
@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One answered request.
+    """One handled request.
 
     Attributes:
         operation: SP-API operation name (createReport, getReport, ...), `token` for the LWA
@@ -53,7 +53,7 @@ class RequestLog:
             return list(self._records)
 
     def count(self, operation: str, status: int | None = None) -> int:
-        """Count the records of an operation, optionally only those answered with `status`."""
+        """Count the records of an operation, optionally only those with response `status`."""
         with self._lock:
             return sum(
                 1

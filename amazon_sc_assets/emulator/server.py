@@ -38,8 +38,8 @@ class EmulatorConfig:
     """Settings of one emulator instance.
 
     Attributes:
-        host: interface to bind; loopback unless you mean to expose the emulator.
-        port: TCP port; 0 picks a free one.
+        host: interface to bind. Keep loopback unless you mean to expose the emulator.
+        port: TCP port, or 0 to pick a free one.
         seed: seeds the generated order history and the report and document ids.
         time_scale: quota refill and report processing run this many times faster.
         charset: document charset in Amazon's spelling: UTF-8, Cp1252 or Windows-31J.
@@ -173,7 +173,7 @@ def run_emulator(config: EmulatorConfig | None = None) -> Iterator[EmulatorHandl
     """Serve the emulator on a background thread for the duration of the `with` block.
 
     Args:
-        config: settings; the defaults bind 127.0.0.1 on a free port.
+        config: settings. The defaults bind 127.0.0.1 on a free port.
 
     Yields:
         The handle with `base_url`, `token_url` and the fault and request-log controls.
