@@ -254,7 +254,7 @@ _QUANTITY_TABLE: tuple[int, ...] = (1,) * 11 + (2,) * 3 + (3, 4)
 
 @dataclass(frozen=True)
 class OrderHistoryConfig:
-    """Settings of a generated order history; equal settings give equal reports.
+    """Settings of a generated order history. Equal settings give equal reports.
 
     Attributes:
         seed: Seed of every random choice.
@@ -529,11 +529,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class OrderHistory:
     """A deterministic order history that yields order-tracking report rows.
 
-    Example:
-        >>> history = OrderHistory(OrderHistoryConfig(seed=7, orders_per_day=100))
-        >>> header = history.header(ReportType.LAST_UPDATE)
-        >>> rows = history.iter_rows(ReportType.LAST_UPDATE, start, end,
-        ...                          marketplace_ids=None, as_of=now)
+    Example::
+
+        history = OrderHistory(OrderHistoryConfig(seed=7, orders_per_day=100))
+        header = history.header(ReportType.LAST_UPDATE)
+        for row in history.iter_rows(
+            ReportType.LAST_UPDATE, start, end, marketplace_ids=None, as_of=now
+        ):
+            ...
     """
 
     def __init__(self, config: OrderHistoryConfig) -> None:
