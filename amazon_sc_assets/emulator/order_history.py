@@ -592,7 +592,7 @@ class OrderHistory:
         marketplace_ids: Collection[str] | None,
         as_of: datetime,
     ) -> Iterator[list[str]]:
-        """Yield the rows of a report over [start, end], one per order item, in header order.
+        """Validate a report request and return its rows lazily, one per order item.
 
         LAST_UPDATE yields, for each order, its newest version whose last-updated-date is at or
         before min(end, as_of), when that last-updated-date is at or after start. It ignores
