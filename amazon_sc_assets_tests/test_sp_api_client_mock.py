@@ -1,6 +1,6 @@
 """ReportsClient cases the emulator cannot produce, served by an httpx.MockTransport.
 
-The fake API below answers the five Reports operations, the LWA token route and document
+The fake API below serves the five Reports operations, the LWA token route and document
 downloads from in-memory state. Each test sets the responses it needs.
 """
 
@@ -51,7 +51,7 @@ FAST = ClientSettings(
 
 
 class FakeSPAPI:
-    """In-memory Reports API; `download` and `overrides` let a test shape the answers."""
+    """In-memory Reports API; `download` and `overrides` let a test shape the responses."""
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []

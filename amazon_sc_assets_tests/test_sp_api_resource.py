@@ -109,7 +109,7 @@ def test_resource_empty_secret_raises_at_setup() -> None:
 
 
 class MockTransportResource(SPAPIResource):
-    """A resource whose httpx client answers from an in-memory handler."""
+    """A resource whose httpx client gets its responses from an in-memory handler."""
 
     def _transport(self) -> httpx.BaseTransport | None:
         return httpx.MockTransport(answer)

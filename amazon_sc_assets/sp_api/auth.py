@@ -25,7 +25,7 @@ REFRESH_MARGIN_SECONDS = 300.0
 
 
 def is_expired_token_response(response: httpx.Response) -> bool:
-    """Return True for a 403 whose error details say the access token expired."""
+    """Return True for a 403 whose error message or details state that the access token expired."""
     if response.status_code != 403:
         return False
     try:
@@ -47,8 +47,8 @@ def is_expired_token_response(response: httpx.Response) -> bool:
 class LWAAuth(httpx.Auth):
     """An httpx auth flow that adds a cached LWA access token to every request.
 
-    On a 403 whose details say the token expired, the flow fetches a new token and resends the
-    request once. Thread-safe: concurrent requests share one cached token.
+    On a 403 whose details state that the token expired, the flow fetches a new token and
+    resends the request once. Thread-safe: concurrent requests share one cached token.
 
     Args:
         client_id: LWA client id of the application.
@@ -77,7 +77,6 @@ class LWAAuth(httpx.Auth):
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._refresh_at = 0.0
-        self.token_requests = 0
 
     def __repr__(self) -> str:
         return f"LWAAuth(token_url={self._token_url!r})"
@@ -140,7 +139,6 @@ class LWAAuth(httpx.Auth):
         with self._lock:
             self._access_token = token
             self._refresh_at = self._clock() + lifetime - margin
-            self.token_requests += 1
         logger.debug("Fetched an LWA access token valid for %.0f s", lifetime)
         return token
 

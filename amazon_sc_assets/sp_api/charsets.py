@@ -3,8 +3,8 @@
 Amazon writes Java charset names (`Cp1252`, `Windows-31J`, `utf8`) in the download's
 Content-Type. Only that header counts: httpx's `response.encoding` and `response.text` fall back
 to UTF-8 when no charset is declared, which silently mis-decodes Latin-1 and cp1252 documents.
-The client never decodes report data; the flat-file parser decodes with the codec returned here,
-and with no declared charset it tries strict UTF-8 and then cp1252.
+The client never decodes report data. The flat-file parser decodes with the codec returned here,
+and when no charset is declared it tries strict UTF-8 and then cp1252.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class ClientSettings:
 
     Attributes:
         poll_initial_seconds: First wait between getReport polls.
-        poll_max_seconds: Longest wait between getReport polls; the wait grows by
+        poll_max_seconds: Maximum wait between getReport polls. The wait grows by
             `poll_growth` per poll until it reaches this.
         poll_growth: Factor by which the poll interval grows.
         report_deadline_seconds: How long one attempt polls a report before raising
@@ -78,12 +78,13 @@ class ClientSettings:
         max_throttle_retries: Retries of one request after a 429.
         retry_initial_seconds: First backoff after a 5xx, timeout or connection error; it
             doubles on every further failure.
-        retry_max_seconds: Longest single wait before a retry, including 429 waits.
+        retry_max_seconds: Maximum single wait before a retry, including 429 waits.
         not_found_retries: getReport 404s tolerated for a freshly created reportId.
         download_retries: Downloads retried, each with a newly fetched document URL, after a
             truncated body, a dropped connection or an expired URL.
-        resume_lookback_hours: How far back getReports looks for an unfinished report of the
-            same window to resume; 0 disables the lookup.
+        resume_lookback_hours: How far back getReports looks for a report of the same window
+            to resume. A DONE report younger than this is reused too, so a rerun within this
+            time gets the same snapshot. 0 disables the lookup.
     """
 
     poll_initial_seconds: float = 2.0
@@ -96,7 +97,7 @@ class ClientSettings:
     retry_max_seconds: float = 120.0
     not_found_retries: int = 5
     download_retries: int = 3
-    resume_lookback_hours: float = 24.0
+    resume_lookback_hours: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -663,8 +664,8 @@ class ReportsClient:
         Returns:
             The new reportId.
         """
-        # NOTE: a createReport retried after a timeout may have been processed by Amazon, which
-        # then leaves an orphan report; the resume lookup reuses it on the next attempt.
+        # NOTE: Amazon may have processed a createReport that timed out, so a retry can leave an
+        # orphan report. The resume lookup of the next attempt reuses it.
         body = {
             "reportType": str(report_type),
             "marketplaceIds": self._marketplace_ids,
@@ -927,7 +928,7 @@ class ReportsClient:
 
         if report.processing_status == "CANCELLED":
             log.info(
-                "Report %s for %s to %s is CANCELLED: Amazon found no data in the window",
+                "Report %s for %s to %s is CANCELLED, which Amazon uses for a window without data",
                 report_id,
                 format_time(start),
                 format_time(end),
@@ -1095,11 +1096,9 @@ class ReportsClient:
     def _describe_download_failure(response: httpx.Response) -> str:
         """Describe a failed download from its status and the S3-style XML error code."""
         body = response.read()[:2048].decode("utf-8", errors="replace")
-        code = None
-        if "<Code>" in body and "</Code>" in body:
-            code = body.split("<Code>", 1)[1].split("</Code>", 1)[0]
-        reason = "the presigned URL has expired" if response.status_code == 403 else "failed"
-        return f"HTTP {response.status_code} {code or ''}: {reason}".replace("  ", " ")
+        code = _xml_element(body, "Code") or "no error code"
+        message = _xml_element(body, "Message") or "no message"
+        return f"HTTP {response.status_code} {code}: {message}"
 
     def _read_error_document(
         self, report: Report, work_dir: Path, log: logging.Logger
@@ -1135,6 +1134,14 @@ class ReportsClient:
             details = payload["errorDetails"]
             return details if isinstance(details, str) else json.dumps(details)
         return text
+
+
+def _xml_element(body: str, name: str) -> str | None:
+    """Return the text of the first `<name>` element in an S3-style XML error body."""
+    opening, closing = f"<{name}>", f"</{name}>"
+    if opening not in body or closing not in body:
+        return None
+    return body.split(opening, 1)[1].split(closing, 1)[0]
 
 
 def _gunzip_file(source: Path, target: Path) -> int:

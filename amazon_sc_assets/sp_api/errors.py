@@ -65,7 +65,7 @@ class SPAPIRequestError(SPAPIError):
         code: Amazon's error code, such as `QuotaExceeded`, or None when the body had none.
         error_message: Amazon's error message, or None.
         details: Amazon's error details, or None.
-        request_id: The `x-amzn-RequestId` header, which Amazon support asks for, or None.
+        request_id: The `x-amzn-RequestId` header, which Amazon support requests, or None.
     """
 
     def __init__(

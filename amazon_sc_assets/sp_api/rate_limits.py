@@ -1,10 +1,10 @@
 """Client-side token buckets that keep SP-API calls under Amazon's per-operation quotas.
 
-Amazon meters each operation with a token bucket per selling partner and application: tokens
-refill at `rate` per second up to `burst`, each call takes one, and an empty bucket answers 429.
-The client mirrors that bucket so it waits before calling instead of collecting 429s. One bucket
-exists per (endpoint, seller, operation) in the process, shared by every client and resource
-instance, so concurrent partitions of one seller share one quota.
+Amazon meters each operation with a token bucket per selling partner and application. Tokens
+refill at `rate` per second up to `burst`, each call takes one, and an empty bucket returns
+HTTP 429. The client mirrors that bucket, so it waits before calling instead of collecting 429s.
+The process holds one bucket per (endpoint, seller, operation), shared by every client and
+resource instance, so concurrent partitions of one seller share one quota.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class TokenBucket:
             self._rate = rate
 
     def drain(self) -> None:
-        """Empty the bucket, because Amazon's bucket was empty when it answered 429."""
+        """Empty the bucket, because Amazon's bucket was empty when it returned HTTP 429."""
         with self._lock:
             self._refill()
             self._tokens = 0.0

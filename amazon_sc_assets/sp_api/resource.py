@@ -78,7 +78,7 @@ class SPAPIResource(dg.ConfigurableResource):
     )
     sandbox: bool = Field(
         default=False,
-        description="Use the region's sandbox host. Its canned answers do not cover the order "
+        description="Use the region's sandbox host. Its canned responses do not cover the order "
         "reports, so this only checks credentials and connectivity.",
     )
     connect_timeout_seconds: float = Field(
@@ -92,7 +92,7 @@ class SPAPIResource(dg.ConfigurableResource):
         default=2.0, description="First wait in seconds between getReport polls."
     )
     poll_max_seconds: float = Field(
-        default=60.0, description="Longest wait in seconds between getReport polls."
+        default=60.0, description="Maximum wait in seconds between getReport polls."
     )
     report_deadline_seconds: float = Field(
         default=3600.0,
@@ -112,16 +112,17 @@ class SPAPIResource(dg.ConfigurableResource):
         "doubles per failure.",
     )
     retry_max_seconds: float = Field(
-        default=120.0, description="Longest single wait in seconds before any retry."
+        default=120.0, description="Maximum single wait in seconds before any retry."
     )
     download_retries: int = Field(
         default=3,
         description="Document downloads retried with a new URL after truncation or expiry.",
     )
     resume_lookback_hours: float = Field(
-        default=24.0,
-        description="Hours back that getReports looks for an unfinished report of the same "
-        "window to resume; 0 disables the lookup.",
+        default=4.0,
+        description="Hours back that getReports looks for an IN_QUEUE, IN_PROGRESS or DONE "
+        "report of the same window to resume instead of creating one. A rerun within this "
+        "time reuses a DONE report's snapshot. 0 disables the lookup.",
     )
 
     _http: httpx.Client | None = PrivateAttr(default=None)
