@@ -6,6 +6,8 @@ downloads from in-memory state. Each test sets the responses it needs.
 
 import gzip
 import json
+import os
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -128,7 +130,11 @@ def streamed(status: int, headers: dict[str, str], body: bytes) -> httpx.Respons
     return httpx.Response(status, headers=headers, stream=httpx.ByteStream(body))
 
 
-def make_client(fake: FakeSPAPI, settings: ClientSettings = FAST) -> ReportsClient:
+def make_client(
+    fake: FakeSPAPI,
+    settings: ClientSettings = FAST,
+    sleep: Callable[[float], None] = lambda seconds: None,
+) -> ReportsClient:
     auth = LWAAuth("mock-client-id", CLIENT_SECRET, REFRESH_TOKEN, TOKEN_URL)
     http = httpx.Client(auth=auth, transport=httpx.MockTransport(fake))
     return ReportsClient(
@@ -138,7 +144,7 @@ def make_client(fake: FakeSPAPI, settings: ClientSettings = FAST) -> ReportsClie
         # A fresh seller key gives each test its own full quota buckets.
         seller_key=uuid.uuid4().hex,
         settings=settings,
-        sleep=lambda seconds: None,
+        sleep=sleep,
         now=lambda: NOW,
     )
 
@@ -446,3 +452,133 @@ def test_split_report_window_rejects_future_end() -> None:
 def test_split_report_window_rejects_naive() -> None:
     with pytest.raises(ReportWindowError, match="no time zone"):
         split_report_window(datetime(2026, 2, 1), NOW, now=NOW)
+
+
+def test_throttle_wait_at_least_refill_interval(tmp_path: Path) -> None:
+    fake = FakeSPAPI()
+    throttled = httpx.Response(
+        429,
+        json=error_body("QuotaExceeded", "You exceeded your quota for the requested resource."),
+        # One request every 2 seconds.
+        headers={"x-amzn-RateLimit-Limit": "0.5"},
+    )
+    fake.overrides["createReport"] = [throttled, throttled]
+    sleeps: list[float] = []
+    settings = ClientSettings(
+        **{**FAST.__dict__, "retry_initial_seconds": 0.1, "retry_max_seconds": 3.0}
+    )
+    make_client(fake, settings, sleep=sleeps.append).create_report(
+        ReportType.LAST_UPDATE, START, NOW
+    )
+    assert len(sleeps) == 2
+    for wait in sleeps:
+        assert wait >= 2.0
+        assert wait <= 3.0
+
+
+def test_server_error_backoff_grows_and_caps(tmp_path: Path) -> None:
+    fake = FakeSPAPI()
+    failure = httpx.Response(500, json=error_body("InternalFailure", "internal error"))
+    fake.overrides["createReport"] = [failure] * 4
+    sleeps: list[float] = []
+    settings = ClientSettings(
+        **{
+            **FAST.__dict__,
+            "max_retries": 4,
+            "retry_initial_seconds": 1.0,
+            "retry_max_seconds": 3.0,
+        }
+    )
+    make_client(fake, settings, sleep=sleeps.append).create_report(
+        ReportType.LAST_UPDATE, START, NOW
+    )
+    ceilings = [1.0, 2.0, 3.0, 3.0]
+    assert len(sleeps) == 4
+    for wait, ceiling in zip(sleeps, ceilings, strict=True):
+        # Jitter draws each wait from the upper half of its ceiling.
+        assert ceiling / 2 <= wait <= ceiling
+
+
+def test_poll_interval_grows_to_max(tmp_path: Path) -> None:
+    fake = FakeSPAPI()
+    fake.status_sequence = ["IN_QUEUE"] * 5 + ["DONE"]
+    sleeps: list[float] = []
+    settings = ClientSettings(
+        **{
+            **FAST.__dict__,
+            "poll_initial_seconds": 1.0,
+            "poll_max_seconds": 3.0,
+            "poll_growth": 1.5,
+        }
+    )
+    # A deadline no test reaches, because the client's sleep does not advance the clock.
+    settings = ClientSettings(**{**settings.__dict__, "report_deadline_seconds": 1e6})
+    report = make_client(fake, settings, sleep=sleeps.append).wait_for_report("1001")
+    assert report.processing_status == "DONE"
+    assert sleeps == [1.0, 1.5, 2.25, 3.0, 3.0]
+
+
+def test_poll_never_faster_than_get_report_rate(tmp_path: Path) -> None:
+    fake = FakeSPAPI()
+    fake.status_sequence = ["IN_QUEUE"] * 3 + ["DONE"]
+    real_call = fake.__call__
+
+    def slow_quota(request: httpx.Request) -> httpx.Response:
+        response = real_call(request)
+        if fake.operation(request) == "getReport":
+            # getReport allows one request every 4 seconds for this seller.
+            response.headers["x-amzn-RateLimit-Limit"] = "0.25"
+        return response
+
+    sleeps: list[float] = []
+    settings = ClientSettings(**{**FAST.__dict__, "report_deadline_seconds": 1e6})
+    auth = LWAAuth("mock-client-id", CLIENT_SECRET, REFRESH_TOKEN, TOKEN_URL)
+    client = ReportsClient(
+        httpx.Client(auth=auth, transport=httpx.MockTransport(slow_quota)),
+        endpoint=BASE_URL,
+        marketplace_ids=["ATVPDKIKX0DER"],
+        seller_key=uuid.uuid4().hex,
+        settings=settings,
+        sleep=sleeps.append,
+    )
+    client.wait_for_report("1001")
+    assert len(sleeps) == 3
+    for wait in sleeps:
+        assert wait >= 4.0
+
+
+class RepeatingStream(httpx.SyncByteStream):
+    """A gzip body of `members` identical members, generated chunk by chunk."""
+
+    def __init__(self, member: bytes, members: int) -> None:
+        self.member = member
+        self.members = members
+
+    def __iter__(self):
+        for _ in range(self.members):
+            yield self.member
+
+
+def test_download_memory_bounded_for_large_document(tmp_path: Path) -> None:
+    fake = FakeSPAPI()
+    # Random bytes do not compress, so both the download (48 MiB) and the decompressed
+    # document (48 MiB) would exceed the bound below if either were held in memory.
+    member = gzip.compress(os.urandom(1024 * 1024), compresslevel=1)
+    fake.download = lambda request: httpx.Response(
+        200,
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+        stream=RepeatingStream(member, 48),
+    )
+    tracemalloc.start()
+    try:
+        result = make_client(fake).fetch_report(
+            ReportType.LAST_UPDATE, START, NOW, work_dir=tmp_path
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    document = result.reports[0].document
+    assert document.decompressed_bytes == 48 * 1024 * 1024
+    assert document.compressed_bytes > 48 * 1024 * 1024
+    assert document.path.stat().st_size == document.decompressed_bytes
+    assert peak < 24 * 1024 * 1024

@@ -33,7 +33,8 @@ from amazon_sc_assets.sp_api import (
     SPAPIThrottledError,
 )
 from amazon_sc_assets.sp_api.auth import LWAAuth
-from amazon_sc_assets.sp_api.client import ClientSettings, ReportsClient
+from amazon_sc_assets.sp_api.client import ClientSettings, ReportsClient, seller_key
+from amazon_sc_assets.sp_api.rate_limits import bucket_for
 
 
 def make_resource(emulator: EmulatorHandle, **overrides: Any) -> SPAPIResource:
@@ -367,3 +368,11 @@ def test_logs_never_contain_secrets(
     assert any(record.name == "httpx" for record in caplog.records)
     for secret in secrets:
         assert secret not in logged
+
+
+def test_rate_limit_header_adjusts_bucket(emulator: EmulatorHandle) -> None:
+    fetch(emulator)
+    key = seller_key(EMULATOR_CLIENT_ID, EMULATOR_REFRESH_TOKEN)
+    create_bucket = bucket_for(emulator.base_url, key, "createReport")
+    # The emulator runs 1000 times faster, so it reports 1000 x 0.0167 requests per second.
+    assert create_bucket.rate == pytest.approx(16.7)
