@@ -65,7 +65,7 @@ def main() -> None:
         sys.stdin.read()
         con.close()
     else:
-        raise SystemExit(f"unknown mode {mode!r}; expected write, kill-after-delete or hold-lock")
+        raise SystemExit(f"Unknown mode {mode!r}, expected write, kill-after-delete or hold-lock")
 
 
 if __name__ == "__main__":

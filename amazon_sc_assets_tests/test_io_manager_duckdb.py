@@ -207,7 +207,7 @@ def test_duckdb_upsert_empty_first_batch_creates_no_table(manager, database):
 def test_duckdb_upsert_failure_after_delete_rolls_back(manager, database, monkeypatch):
     write(manager, lines("A", at(1), ["S1", "S2", "S3"]))
     before = query(database, f"SELECT * FROM {TABLE} ORDER BY ALL")
-    # The DELETE has run when the IO manager builds the INSERT; make the INSERT fail in DuckDB.
+    # The DELETE has run when the IO manager builds the INSERT. Make the INSERT fail in DuckDB.
     monkeypatch.setattr(
         upsert_plan, "insert_sql", lambda *args, **kwargs: "SELECT CAST('injected' AS INTEGER)"
     )
@@ -255,7 +255,7 @@ def release_lock_holder(holder: subprocess.Popen) -> None:
 
 
 def test_duckdb_upsert_two_processes_both_succeed(database):
-    # A third process holds the file until both writers are ready, so both must wait for the
+    # A third process keeps the file locked until both writers are ready, so both must wait for the
     # lock and then for each other.
     holder = start_lock_holder(database)
     writers = [

@@ -155,7 +155,7 @@ def test_snowflake_upsert_treats_null_version_as_oldest(manager, snowflake):
     assert metadata["rows_skipped_stale"] == 1
 
 
-def test_snowflake_upsert_adds_new_column_and_keeps_missing_one(manager, snowflake):
+def test_snowflake_upsert_evolves_columns(manager, snowflake):
     write(manager, lines("A", at(1), ["S1"], ship_city=["Seattle"]))
 
     metadata = write(manager, lines("B", at(2), ["S2"], amazon_programs=["Prime"]))
@@ -180,7 +180,7 @@ def test_snowflake_upsert_empty_batch_leaves_table_untouched(manager, snowflake)
 
 def test_snowflake_upsert_failure_after_delete_rolls_back(manager, snowflake, monkeypatch):
     write(manager, lines("A", at(1), ["S1", "S2", "S3"]))
-    # The DELETE has run when the IO manager builds the INSERT; make the INSERT fail in SQL.
+    # The DELETE has run when the IO manager builds the INSERT. Make the INSERT fail in SQL.
     monkeypatch.setattr(
         upsert_plan, "insert_sql", lambda *args, **kwargs: "SELECT CAST('injected' AS INTEGER)"
     )

@@ -17,25 +17,25 @@ from amazon_sc_assets.io_managers.upsert_plan import Dialect, TableRef, UpsertCo
 
 logger = logging.getLogger(__name__)
 
-# Names of the connection-local objects that hold the batch and the per-key plan.
+# Names of the connection-local objects that store the batch and the per-key plan.
 _SOURCE_VIEW = "__upsert_source"
 _STAGE_TABLE = '"__upsert_stage"'
 _KEY_PLAN_TABLE = '"__upsert_key_plan"'
 
-# Backoff between attempts to open a DuckDB file that another process holds: the first wait and
-# the cap of each doubled wait, in seconds.
+# Backoff between attempts to open a DuckDB file that another process has open: the first wait
+# and the cap of each doubled wait, in seconds.
 _LOCK_FIRST_WAIT = 0.05
 _LOCK_MAX_WAIT = 2.0
 
 
 class DuckDBLockTimeoutError(TimeoutError):
-    """Raised when another process holds a DuckDB file for longer than the lock timeout."""
+    """Raised when another process keeps a DuckDB file locked for longer than the lock timeout."""
 
 
 def connect_duckdb(
     database: str, *, lock_timeout_seconds: float, config: dict[str, str] | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, waiting with exponential backoff while another process holds it.
+    """Open a DuckDB file, waiting with exponential backoff while another process has it open.
 
     DuckDB allows one process at a time to open a file, so a second process gets
     `IOException: Could not set lock on file`.
@@ -64,12 +64,12 @@ def connect_duckdb(
                 raise DuckDBLockTimeoutError(
                     f"Timed out after {lock_timeout_seconds:g} s and {attempt} attempts waiting "
                     f"for the lock on DuckDB file {database}. DuckDB reported: {error}. Close "
-                    "the process that holds the file (a notebook, the DuckDB CLI or another "
+                    "the process that has the file open (a notebook, the DuckDB CLI or another "
                     "run), or raise lock_timeout_seconds."
                 ) from error
             sleep_for = min(wait * random.uniform(0.5, 1.5), remaining)
             logger.info(
-                "DuckDB file %s is locked by another process; attempt %d, retrying in %.2f s",
+                "DuckDB file %s is locked by another process (attempt %d), retrying in %.2f s",
                 database,
                 attempt,
                 sleep_for,
@@ -122,12 +122,13 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         description="Path of the DuckDB file. Definitions pass the AMAZON_SC_DUCKDB_PATH value."
     )
     schema_name: str = Field(
-        default="amazon_seller_central", description="Schema that holds one table per asset."
+        default="amazon_seller_central", description="Schema that contains one table per asset."
     )
     lock_timeout_seconds: float = Field(
         default=60.0,
         description=(
-            "Seconds to keep retrying, with backoff, while another process holds the DuckDB file."
+            "Seconds to keep retrying, with backoff, while another process has the DuckDB file "
+            "open."
         ),
     )
     memory_limit: str | None = Field(
@@ -145,7 +146,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         return TableRef(schema=self.schema_name, name=asset_key.path[-1])
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
-        """Upsert `obj` into the asset's table; an empty frame leaves the table untouched."""
+        """Upsert `obj` into the asset's table. An empty frame leaves the table untouched."""
         frame = upsert_plan.require_frame(context.asset_key, obj)
         spec = UpsertSpec.from_metadata(context.asset_key, context.definition_metadata or {})
         table = self._table(context.asset_key)
@@ -157,7 +158,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         try:
             if source is None:
                 context.log.info(
-                    f"Batch for {table.label} has no rows; the table is left untouched."
+                    f"Batch for {table.label} has no rows, so the table is left untouched."
                 )
                 counts, columns_added = UpsertCounts(), []
             else:
@@ -196,7 +197,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             con.unregister(_SOURCE_VIEW)
             self._reject_null_keys(con, schema_plan, spec, table.label)
 
-            # Schema changes; DuckDB DDL is transactional, so a later failure undoes them too.
+            # DuckDB DDL is transactional, so a later failure also undoes these schema changes.
             if schema_plan.create_table:
                 con.execute(
                     upsert_plan.create_table_sql(Dialect.DUCKDB, table.quoted, schema_plan.columns)
@@ -270,8 +271,8 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         if null_rows:
             raise upsert_plan.UpsertConfigError(
                 f"{null_rows} rows of the batch for {label} have a NULL in the upsert key "
-                f"{list(spec.upsert_key)}. Rows without a key cannot be replaced later; drop or "
-                "fix them before returning the frame."
+                f"{list(spec.upsert_key)}. Rows without a key cannot be replaced later, so drop "
+                "or fix them before returning the frame."
             )
 
     @staticmethod

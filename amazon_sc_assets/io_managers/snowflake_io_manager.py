@@ -33,8 +33,8 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
     Each write sinks the batch to Parquet, PUTs it into the table stage of a TRANSIENT stage
     table unique to the write, and COPYs it in. Snowflake commits DDL at once, so CREATE TABLE
     and ADD COLUMN run before the transaction, and a failed write can leave added (empty)
-    columns behind. The per-key plan, DELETE and INSERT run in one transaction, and the stage
-    tables are dropped afterwards whatever happens.
+    columns behind. The per-key plan, DELETE and INSERT run in one transaction, and a `finally`
+    block drops the stage tables.
 
     Example:
         ```python
@@ -48,11 +48,11 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
     snowflake: dg.ResourceDependency[SnowflakeResource]
     schema_name: str = Field(
         default="AMAZON_SELLER_CENTRAL",
-        description="Schema that holds one table per asset. Upper case so it needs no quotes.",
+        description="Schema that contains one table per asset. Upper case so it needs no quotes.",
     )
 
     def _table(self, asset_key: dg.AssetKey) -> TableRef:
-        return TableRef(schema=self.schema_name, name=asset_key.path[-1].upper())
+        return TableRef(schema=self.schema_name.upper(), name=asset_key.path[-1].upper())
 
     def _table_label(self, table: TableRef) -> str:
         database = self.snowflake.database
@@ -77,7 +77,7 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
                 raise
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame) -> None:
-        """Upsert `obj` into the asset's table; an empty frame leaves the table untouched."""
+        """Upsert `obj` into the asset's table. An empty frame leaves the table untouched."""
         frame = upsert_plan.require_frame(context.asset_key, obj)
         spec = UpsertSpec.from_metadata(context.asset_key, context.definition_metadata or {})
         table = self._table(context.asset_key)
@@ -93,7 +93,9 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
 
             with self._cursor() as cursor:
                 if batch_rows == 0:
-                    context.log.info(f"Batch for {label} has no rows; the table is left untouched.")
+                    context.log.info(
+                        f"Batch for {label} has no rows, so the table is left untouched."
+                    )
                     counts, columns_added = UpsertCounts(), []
                 else:
                     counts, columns_added = self._upsert(
@@ -188,7 +190,7 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
         if rows_loaded != batch_rows:
             raise RuntimeError(
                 f"COPY INTO {stage.label} loaded {rows_loaded} rows, expected {batch_rows} from "
-                f"the batch's Parquet file. The target table was not changed; rerun the step."
+                f"the batch's Parquet file. The target table was not changed. Rerun the step."
             )
 
     @staticmethod
@@ -209,6 +211,9 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
             table=table.quoted,
             table_label=table.label,
         )
+        # NOTE: Snowflake runs each statement at READ COMMITTED. If two runs write the same order
+        # at the same time, both plans can apply it, and the later commit wins even when its
+        # version is older. Runs of one asset must therefore not overlap.
         cursor.execute("BEGIN")
         try:
             cursor.execute(f"INSERT INTO {key_plan.quoted} {plan_query}")
@@ -254,8 +259,8 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
         if null_rows:
             raise upsert_plan.UpsertConfigError(
                 f"{null_rows} rows of the batch for {table.label} have a NULL in the upsert key "
-                f"{list(spec.upsert_key)}. Rows without a key cannot be replaced later; drop or "
-                "fix them before returning the frame."
+                f"{list(spec.upsert_key)}. Rows without a key cannot be replaced later, so drop "
+                "or fix them before returning the frame."
             )
 
     @staticmethod
@@ -353,7 +358,7 @@ class SnowflakeUpsertIOManager(dg.ConfigurableIOManager):
 
 
 def _write_parquet(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
-    """Write the batch to one Parquet file; a LazyFrame streams without being collected."""
+    """Write the batch to one Parquet file. A LazyFrame streams without being collected."""
     if isinstance(frame, pl.LazyFrame):
         frame.sink_parquet(path)
     else:
@@ -365,7 +370,7 @@ def _fetch_polars(cursor: Any) -> pl.DataFrame:
     try:
         fetch_arrow_all = cursor.fetch_arrow_all
     except AttributeError:
-        # NOTE: fakesnow 0.12.1 cursors have no fetch_arrow_all; only that path uses pandas.
+        # NOTE: fakesnow 0.12.1 cursors have no fetch_arrow_all, so only that path needs pandas.
         return pl.from_pandas(cursor.fetch_pandas_all())
     table = fetch_arrow_all(force_return_table=True)
     return pl.from_arrow(table)  # type: ignore[return-value]
