@@ -172,7 +172,7 @@ def test_fetch_report_download_has_no_access_token(tmp_path: Path) -> None:
     assert api_call.headers["x-amz-access-token"] == "Atza|token-1"
 
 
-def test_fetch_report_content_encoding_gzip_not_gunzipped_twice(tmp_path: Path) -> None:
+def test_fetch_report_gzip_encoding_decoded_once(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     fake.download = lambda request: streamed(
         200,
@@ -208,7 +208,7 @@ def test_fetch_report_multi_member_gzip(tmp_path: Path) -> None:
     assert result.reports[0].document.path.read_bytes() == TSV.encode()
 
 
-def test_fetch_report_short_body_retried_with_new_url(tmp_path: Path) -> None:
+def test_fetch_report_short_body_retried(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     payload = gzip.compress(TSV.encode())
     responses = [
@@ -224,7 +224,7 @@ def test_fetch_report_short_body_retried_with_new_url(tmp_path: Path) -> None:
     assert fake.count("getReportDocument") == 2
 
 
-def test_fetch_report_truncation_every_time_raises(tmp_path: Path) -> None:
+def test_fetch_report_persistent_truncation_raises(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     cut = gzip.compress(TSV.encode())[:-8]
     fake.download = lambda request: streamed(200, {"Content-Type": "text/plain;charset=UTF-8"}, cut)
@@ -295,7 +295,7 @@ def test_request_throttled_error_names_quota(tmp_path: Path) -> None:
     assert caught.value.retry_after_seconds > 0
 
 
-def test_request_unauthorized_report_type_not_throttling(tmp_path: Path) -> None:
+def test_request_unauthorized_not_throttling(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     denied = httpx.Response(
         403,
@@ -343,7 +343,7 @@ def test_auth_refreshes_once_on_expired_token(tmp_path: Path) -> None:
     assert retried[-1].headers["x-amz-access-token"] == "Atza|token-2"
 
 
-def test_auth_refreshes_half_lifetime_for_short_tokens() -> None:
+def test_auth_short_token_half_lifetime() -> None:
     now = [0.0]
     auth = LWAAuth("id", CLIENT_SECRET, REFRESH_TOKEN, TOKEN_URL, clock=lambda: now[0])
     auth.store_token_response(httpx.Response(200, json={"access_token": "a", "expires_in": 120}))
@@ -416,7 +416,7 @@ def test_resume_ignores_other_window(tmp_path: Path) -> None:
     assert fake.count("createReport") == 1
 
 
-def test_create_report_body_has_window_and_marketplaces(tmp_path: Path) -> None:
+def test_create_report_request_body(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     make_client(fake).fetch_report(ReportType.ORDER_DATE, START, NOW, work_dir=tmp_path)
     create = next(r for r in fake.requests if fake.operation(r) == "createReport")
@@ -454,7 +454,7 @@ def test_split_report_window_rejects_naive() -> None:
         split_report_window(datetime(2026, 2, 1), NOW, now=NOW)
 
 
-def test_throttle_wait_at_least_refill_interval(tmp_path: Path) -> None:
+def test_throttle_wait_at_least_refill_interval() -> None:
     fake = FakeSPAPI()
     throttled = httpx.Response(
         429,
@@ -476,7 +476,7 @@ def test_throttle_wait_at_least_refill_interval(tmp_path: Path) -> None:
         assert wait <= 3.0
 
 
-def test_server_error_backoff_grows_and_caps(tmp_path: Path) -> None:
+def test_server_error_backoff_grows_and_caps() -> None:
     fake = FakeSPAPI()
     failure = httpx.Response(500, json=error_body("InternalFailure", "internal error"))
     fake.overrides["createReport"] = [failure] * 4
@@ -499,7 +499,7 @@ def test_server_error_backoff_grows_and_caps(tmp_path: Path) -> None:
         assert ceiling / 2 <= wait <= ceiling
 
 
-def test_poll_interval_grows_to_max(tmp_path: Path) -> None:
+def test_poll_interval_grows_to_max() -> None:
     fake = FakeSPAPI()
     fake.status_sequence = ["IN_QUEUE"] * 5 + ["DONE"]
     sleeps: list[float] = []
@@ -518,7 +518,7 @@ def test_poll_interval_grows_to_max(tmp_path: Path) -> None:
     assert sleeps == [1.0, 1.5, 2.25, 3.0, 3.0]
 
 
-def test_poll_never_faster_than_get_report_rate(tmp_path: Path) -> None:
+def test_poll_respects_get_report_rate() -> None:
     fake = FakeSPAPI()
     fake.status_sequence = ["IN_QUEUE"] * 3 + ["DONE"]
     real_call = fake.__call__
@@ -559,7 +559,7 @@ class RepeatingStream(httpx.SyncByteStream):
             yield self.member
 
 
-def test_download_memory_bounded_for_large_document(tmp_path: Path) -> None:
+def test_download_large_document_bounded_memory(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     # Random bytes do not compress, so both the download (48 MiB) and the decompressed
     # document (48 MiB) would exceed the bound below if either were held in memory.

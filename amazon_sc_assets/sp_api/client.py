@@ -436,7 +436,7 @@ class ReportsClient:
     # ---- Requests with quotas and retries ---------------------------------------------------
 
     def _backoff_seconds(self, failures: int) -> float:
-        """Capped exponential backoff with full jitter in its upper half."""
+        """Return a capped exponential backoff, jittered within the upper half of its ceiling."""
         settings = self.settings
         ceiling = min(
             settings.retry_max_seconds, settings.retry_initial_seconds * 2 ** (failures - 1)
@@ -444,7 +444,7 @@ class ReportsClient:
         return ceiling * random.uniform(0.5, 1.0)
 
     def _throttle_seconds(self, rate: float, throttles: int) -> float:
-        """Wait after a 429: at least one refill interval (1/rate), growing, jittered, capped."""
+        """Return the wait after a 429: at least 1/rate seconds, growing, jittered and capped."""
         settings = self.settings
         base = max(1.0 / rate, settings.retry_initial_seconds * 2 ** (throttles - 1))
         return min(settings.retry_max_seconds, base * random.uniform(1.0, 1.2))
