@@ -89,6 +89,11 @@ def test_parse_column_types_rejects_unknown_type():
         parse_column_types({"item_price": "money"})
 
 
+def test_parse_column_types_keeps_order_id_string():
+    with pytest.raises(ValueError, match="'amazon_order_id' must stay a string"):
+        parse_column_types({"amazon_order_id": "integer"})
+
+
 def test_parse_column_types_rejects_lineage_column():
     with pytest.raises(ValueError, match="lineage column"):
         parse_column_types({"_loaded_at": "string"})

@@ -76,7 +76,7 @@ def test_decode_fallback_leaves_one_output_directory(tmp_path):
 
 
 def test_decode_question_mark_kept_as_data(tmp_path):
-    # The producer wrote "?" for Polish letters that cp1252 lacks; it cannot be counted.
+    # The producer wrote "?" for Polish letters that cp1252 lacks, so nothing can count them.
     parsed, frame = parse_fixture("charset-cp1252-question-mark-replaced.tsv", "cp1252", tmp_path)
 
     assert frame["product_name"].item() == "Poduszka ?ó?ta"

@@ -506,3 +506,10 @@ def test_parse_batches_keep_file_order(tmp_path):
     assert parsed.row_count == 50
     assert frame["_file_line_number"].to_list() == list(range(2, 52))
     assert frame["amazon_order_id"].to_list() == [f"028-{i:07d}-0000001" for i in range(50)]
+
+
+def test_parse_single_column_header(tmp_path):
+    path = write_document(tmp_path, "amazon-order-id\n028-1234567-1234567\n")
+    frame = parse_file(path, tmp_path).frame.collect()
+
+    assert frame["amazon_order_id"].to_list() == ["028-1234567-1234567"]

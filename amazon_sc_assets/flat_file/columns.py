@@ -58,7 +58,7 @@ DOCUMENTED_COLUMN_TYPES: dict[str, ColumnType] = {
     "vat_exclusive_item_price": ColumnType.DECIMAL,
     "vat_exclusive_shipping_price": ColumnType.DECIMAL,
     "vat_exclusive_giftwrap_price": ColumnType.DECIMAL,
-    # true/false flags. Only is_business_order is in every file; the others are optional
+    # true/false flags. Only is_business_order is in every file, and the others are optional
     # by-order-date columns. An unknown is_* column stays a string.
     "is_business_order": ColumnType.BOOLEAN,
     "is_heavy_or_bulky": ColumnType.BOOLEAN,
@@ -89,10 +89,10 @@ _NON_ALPHANUMERIC = re.compile(r"[^a-z0-9]")
 
 
 def to_snake_case(header_name: str) -> str:
-    """Return the column name for a header name: lower case, each character outside a-z and 0-9
-    replaced by "_" (`amazon-order-id` becomes `amazon_order_id`).
+    """Return the snake_case column name for a header name, e.g. `amazon_order_id`.
 
-    Surrounding whitespace is removed first.
+    The name is stripped of surrounding whitespace and lower-cased, and each character outside
+    a-z and 0-9 becomes "_".
     """
     return _NON_ALPHANUMERIC.sub("_", header_name.strip().lower())
 
@@ -135,12 +135,12 @@ def normalize_header(header_names: list[str]) -> list[str]:
         first_header_of[name] = header_name
 
     if ORDER_ID_COLUMN not in first_header_of:
-        shown = ", ".join(repr(name) for name in header_names[:5])
+        first_names = ", ".join(repr(name) for name in header_names[:5])
         raise HeaderError(
-            f"The header row has no 'amazon-order-id' column; it starts with {shown}. A header "
-            "in another language means Seller Central wrote localized column names: set the "
-            "account's 'Language for feed processing report' to English and request the "
-            "report again."
+            f"The header row has no 'amazon-order-id' column. It starts with {first_names}. "
+            "A header in another language means Seller Central wrote localized column names: "
+            "set the account's 'Language for feed processing report' to English and request "
+            "the report again."
         )
     return names
 
@@ -148,7 +148,7 @@ def normalize_header(header_names: list[str]) -> list[str]:
 def column_type(name: str, overrides: Mapping[str, ColumnType]) -> ColumnType:
     """Return the type to parse a snake_case column as.
 
-    An override wins, then the documented type, then the vat_exclusive_* rule; any other
+    An override wins, then the documented type, then the vat_exclusive_* rule. Any other
     column is a string.
     """
     if name in overrides:
@@ -164,12 +164,18 @@ def parse_column_types(column_types: Mapping[str, str] | None) -> dict[str, Colu
     """Validate caller-supplied type overrides and convert them to ColumnType.
 
     Raises:
-        ValueError: A type is not one of the ColumnType values, or a name is a lineage column.
+        ValueError: A type is not one of the ColumnType values, a name is a lineage column,
+            or amazon_order_id is given a type other than "string".
     """
     overrides: dict[str, ColumnType] = {}
     for name, type_name in (column_types or {}).items():
         if name in LINEAGE_COLUMN_TYPES:
-            raise ValueError(f"Column {name!r} is a lineage column; its type cannot be changed.")
+            raise ValueError(f"Column {name!r} is a lineage column, so its type is fixed.")
+        if name == ORDER_ID_COLUMN and type_name != ColumnType.STRING:
+            raise ValueError(
+                f"Column {name!r} must stay a string, because order line numbers and upserts "
+                f"group rows by it; remove it from column_types (got {type_name!r})."
+            )
         try:
             overrides[name] = ColumnType(type_name)
         except ValueError:

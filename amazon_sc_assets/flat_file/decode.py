@@ -13,7 +13,7 @@ from pathlib import Path
 
 from amazon_sc_assets.flat_file.errors import CharsetError
 
-# Bytes read per step; memory use does not depend on the document size.
+# Bytes read from the document per step, so memory use does not depend on the document size.
 READ_BLOCK_BYTES = 4 * 1024 * 1024
 
 # Tried in this order when the download declares no charset.
@@ -126,7 +126,7 @@ class DocumentText:
                     ) from None
 
                 # U+FFFD marks text the producer could not represent. A "?" that replaced an
-                # unencodable character (cp1252 documents contain these) cannot be told apart
+                # unencodable character (cp1252 documents contain these) is indistinguishable
                 # from a real "?", so it is kept as data and not counted.
                 self.replacement_characters += text.count(REPLACEMENT_CHARACTER)
 
