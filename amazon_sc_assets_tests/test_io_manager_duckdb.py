@@ -429,18 +429,41 @@ def test_duckdb_load_input_reads_whole_table(manager):
 
 def test_duckdb_count_keys_with_mixed_versions(manager, database):
     write(manager, pl.concat([lines("A", at(1), ["S1"]), lines("B", at(1), ["S2"])]))
-    assert (
-        manager.count_keys_with_mixed_versions(
-            ORDERS, upsert_key=["amazon_order_id"], version_column="last_updated_date"
-        )
-        == 0
-    )
+    arguments = {"upsert_key": ["amazon_order_id"], "version_column": "last_updated_date"}
+    after_upsert = manager.count_keys_with_mixed_versions(ORDERS, **arguments)
 
+    # A write that bypasses the IO manager gives order A lines of two versions.
     query(database, f"INSERT INTO {TABLE} VALUES ('A', 'S9', TIMESTAMPTZ '2025-03-01 05:00Z')")
+    after_outside_write = manager.count_keys_with_mixed_versions(ORDERS, **arguments)
 
-    assert (
-        manager.count_keys_with_mixed_versions(
-            ORDERS, upsert_key=["amazon_order_id"], version_column="last_updated_date"
-        )
-        == 1
+    assert after_upsert == 0
+    assert after_outside_write == 1
+
+
+def test_duckdb_io_manager_in_materialize_run(database):
+    partitions = build_daily_partitions("2025-03-01")
+
+    @dg.asset(key=ORDERS, partitions_def=partitions, metadata=METADATA)
+    def orders() -> pl.LazyFrame:
+        versions = [at(23, day=2), at(12, day=5), at(0, day=6)]
+        return pl.concat([lines(f"O{i}", v, ["S1", "S1"]) for i, v in enumerate(versions)]).lazy()
+
+    @dg.asset(
+        partitions_def=partitions,
+        ins={"orders": dg.AssetIn(key=ORDERS)},
+        io_manager_key="memory_io_manager",
     )
+    def order_count(orders: pl.DataFrame) -> int:
+        return orders.height
+
+    resources = {
+        "io_manager": DuckDBUpsertIOManager(database=database),
+        "memory_io_manager": dg.InMemoryIOManager(),
+    }
+
+    result = dg.materialize([orders, order_count], partition_key="2025-03-05", resources=resources)
+
+    materialization = result.asset_materializations_for_node("amazon_seller_central__orders")[0]
+    assert materialization.metadata["rows_inserted"].value == 6
+    # The window of 2025-03-05 is [03-03, 03-06), which contains the two lines of order O1.
+    assert result.output_for_node("order_count") == 2
