@@ -33,7 +33,7 @@ TERMINAL_STATUSES = ("DONE", "CANCELLED", "FATAL")
 
 
 class EmulatorCaller:
-    """Plain httpx calls against one emulator, for tests that check the raw HTTP answers."""
+    """Plain httpx calls against one emulator, for tests that check the raw HTTP responses."""
 
     def __init__(self, emulator: EmulatorHandle) -> None:
         self.emulator = emulator

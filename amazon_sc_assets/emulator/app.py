@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from amazon_sc_assets.marketplaces import MARKETPLACES, marketplaces_in_region
 from amazon_sc_assets.report_types import ReportType
 
-from .documents import DocumentFileResponse, UrlSigner, content_type, s3_error_xml
+from .documents import AMZ_DATE_FORMAT, DocumentFileResponse, UrlSigner, content_type, s3_error_xml
 from .faults import REQUEST_KINDS, Fault, FaultRegistry
 from .quotas import QuotaTable
 from .reports import PROCESSING_STATUSES, ReportStore, format_time
@@ -496,7 +496,7 @@ async def download_document(request: Request) -> Response:
     problem = state.signer.verify(request.url.path, params, now)
     if problem == "expired":
         issued = params["X-Amz-Date"]
-        expires = datetime.strptime(issued, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) + timedelta(
+        expires = datetime.strptime(issued, AMZ_DATE_FORMAT).replace(tzinfo=UTC) + timedelta(
             seconds=int(params["X-Amz-Expires"])
         )
         body = s3_error_xml(
