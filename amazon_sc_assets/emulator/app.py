@@ -194,6 +194,7 @@ def parse_marketplace_ids(state: EmulatorState, values: Any, max_count: int) -> 
         raise InvalidInput(
             f"Invalid marketplaceIds: {len(values)} given, expected between 1 and {max_count}."
         )
+    # NOTE: whether Amazon rejects ids of another region on a regional host is not documented.
     region = state.config.region
     valid = [m.marketplace_id for m in marketplaces_in_region(region)]
     for value in values:
@@ -349,6 +350,7 @@ async def cancel_report(request: Request, state: EmulatorState) -> Response:
         return Response(status_code=200)
     if result == "not_found":
         return errors_response(404, "NotFound", REPORT_NOT_FOUND)
+    # NOTE: Amazon does not document this error. The emulator assumes a 400 InvalidInput.
     raise InvalidInput(
         f"Report {report_id} cannot be cancelled: its processingStatus is {result}, and only "
         "IN_QUEUE reports can be cancelled."
