@@ -15,8 +15,9 @@ from amazon_sc_assets.flat_file.errors import (
 )
 from amazon_sc_assets.flat_file.order_lines import ORDER_LINE_NUMBER_COLUMN, OrderLineNumbers
 
-# Accepted spellings per type. Values must match the pattern and then parse; anything else is
-# an error, never a null, because Polars' own casts round "1.999" to 2.00 and read "1e3".
+# Accepted spellings per type. A value must match the pattern and then parse, or it is an
+# error and never a null. The patterns are needed because Polars 2.1 casts round "1.999" to
+# 2.00 and read "1e3" as 1000.
 _VALUE_PATTERNS: dict[ColumnType, str] = {
     ColumnType.INTEGER: r"^[+-]?[0-9]{1,18}$",
     # Decimal(18, 2) leaves 16 digits before the point.
@@ -35,8 +36,11 @@ LINE_NUMBER_COLUMN = "_file_line_number"
 
 @dataclass(frozen=True)
 class LineBatch:
-    """Whole UTF-8 lines of the document; every line but the document's last ends with a
-    newline."""
+    """Whole UTF-8 lines of the document.
+
+    Every line ends with a newline, except the document's last line when the document has no
+    final newline.
+    """
 
     text: bytes
     line_count: int
@@ -209,15 +213,15 @@ class BatchWriter:
 
     def _field_count_error(self) -> FieldCountError:
         expected = len(self._names)
-        shown = ", ".join(
+        listed_lines = ", ".join(
             f"line {line_number} has {field_count}"
             for line_number, field_count in self._field_count_examples
         )
         return FieldCountError(
             f"{self._field_count_lines} line(s) do not have the header's {expected} "
-            f"tab-separated fields: {shown}. The document is truncated or a value contains a "
-            "tab or newline; request the report again, and report the document to Amazon if "
-            "the lines stay wrong.",
+            f"tab-separated fields: {listed_lines}. The document is truncated or a value "
+            "contains a tab or newline. Request the report again, and report the document to "
+            "Amazon if the lines stay wrong.",
             expected_fields=expected,
             line_numbers=[line_number for line_number, _ in self._field_count_examples],
             line_count=self._field_count_lines,
@@ -231,14 +235,17 @@ class BatchWriter:
                 examples=tuple(invalid.examples),
                 value_count=invalid.value_count,
             )
-            for name, invalid in self._invalid_values.items()
+            for name in self._names
+            if (invalid := self._invalid_values.get(name)) is not None
         ]
         descriptions = []
         for column in columns:
-            shown = ", ".join(f"line {line} {value[:80]!r}" for line, value in column.examples)
+            listed_values = ", ".join(
+                f"line {line} {value[:80]!r}" for line, value in column.examples
+            )
             descriptions.append(
                 f"column {column.column!r} has {column.value_count} value(s) that are not a "
-                f"valid {column.column_type} ({shown})"
+                f"valid {column.column_type} ({listed_values})"
             )
         overrides = ", ".join(f"{column.column!r}: 'string'" for column in columns)
         return InvalidValueError(

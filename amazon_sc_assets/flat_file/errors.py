@@ -68,7 +68,7 @@ class InvalidColumnValues:
 
 
 class InvalidValueError(FlatFileError):
-    """Values in typed columns do not parse; nothing is converted to null or rescaled.
+    """Values in typed columns that do not parse. Nothing is converted to null or rescaled.
 
     Attributes:
         columns: One entry per column that has invalid values, in file column order.

@@ -16,8 +16,9 @@ class OrderLineNumbers:
     """Numbers each row among the rows of its amazon_order_id, continuing across batches.
 
     It keeps the row count of every order id seen so far, so its memory grows with the number
-    of distinct orders (about 16 bytes each for ids in Amazon's 3-7-7 digit format, which are
-    stored as integers, and the id's length plus about 24 bytes for other ids).
+    of distinct orders. Ids in Amazon's 3-7-7 digit format are stored as integers, at about 16
+    bytes each (an estimate from the column widths). Other ids cost their length plus about 24
+    bytes.
     """
 
     def __init__(self) -> None:
@@ -33,7 +34,8 @@ class OrderLineNumbers:
         typed = typed.with_columns(
             position_in_batch.alias(ORDER_LINE_NUMBER_COLUMN),
             pl.when(is_amazon_format).then(digits).alias(_NUMBER_KEY),
-            # A blank order id is null; "" stands for it, as no field is ever "".
+            # A blank order id is null, and "" stands for it because no field is "" after the
+            # blank-to-null conversion.
             pl.when(~is_amazon_format).then(order_id.fill_null("")).alias(_TEXT_KEY),
         )
 

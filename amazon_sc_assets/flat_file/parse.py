@@ -40,7 +40,7 @@ DOCUMENT_TEXT_CHARS = 2_000
 
 @dataclass(frozen=True)
 class Lineage:
-    """Where a document's rows came from, added to every row as lineage columns.
+    """Origin of a document's rows, added to every row as lineage columns.
 
     Attributes:
         report_id: The SP-API reportId.
@@ -88,8 +88,8 @@ def parse_report_document(
     """Decode, validate and type an order-report flat file, writing it to Parquet in batches.
 
     Columns are mapped by header name. Documented columns are typed (see
-    `columns.DOCUMENTED_COLUMN_TYPES`); other columns are strings. An empty field becomes null
-    in every column. The whole document is validated before the call returns, so an invalid
+    `columns.DOCUMENTED_COLUMN_TYPES`), and other columns are strings. An empty field becomes
+    null in every column. The whole document is validated before the call returns, so an invalid
     value anywhere fails the call and no partial output is left behind.
 
     Args:
@@ -139,7 +139,7 @@ def parse_report_document(
             raise
         if failures:
             logger.info(
-                "Report %s declares no charset and is not UTF-8 (%s); decoded it as %s",
+                "Report %s declares no charset and is not UTF-8 (%s), so it was decoded as %s",
                 lineage.report_id,
                 failures[0].detail,
                 codec,
@@ -228,7 +228,7 @@ def _header_fields(header_line: bytes, first_block: bytes) -> list[str]:
     if is_table and not header.lstrip().startswith(("{", "[", "<")):
         return header.split("\t")
 
-    # The slice may cut a character in two; "ignore" drops only that partial character.
+    # The slice may cut a character in two, and "ignore" drops only that partial character.
     document_text = first_block[: DOCUMENT_TEXT_CHARS * 4].decode("utf-8", "ignore")
     document_text = document_text[:DOCUMENT_TEXT_CHARS]
     if not document_text.strip():
