@@ -58,9 +58,15 @@ def test_resource_rejects_unknown_region() -> None:
         SPAPIResource(**base_fields(region="us"))
 
 
-def test_resource_rejects_empty_marketplaces() -> None:
-    with pytest.raises(pydantic.ValidationError, match="No marketplace ids"):
-        SPAPIResource(**base_fields(marketplace_ids=[""]))
+def test_resource_empty_marketplaces_raise_at_setup() -> None:
+    # Definitions load without SP_API_MARKETPLACE_IDS; a run without it fails at setup.
+    resource = SPAPIResource(**base_fields(marketplace_ids=[""]))
+    with pytest.raises(dg.DagsterResourceFunctionError) as caught:  # noqa: SIM117
+        with dg.build_resources({"sp_api": resource}):
+            pass
+    cause = caught.value.__cause__
+    assert isinstance(cause, SPAPIConfigError)
+    assert "No marketplace ids configured for region na" in str(cause)
 
 
 def test_resource_accepts_region_case_and_whitespace() -> None:

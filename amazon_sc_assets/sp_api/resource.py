@@ -142,7 +142,9 @@ class SPAPIResource(dg.ConfigurableResource):
     def _check_marketplace_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
         region = info.data.get("region")
         ids = [marketplace_id.strip() for marketplace_id in value if marketplace_id.strip()]
-        if region is None or isinstance(region, dg.EnvVar):
+        # Definitions must load with SP_API_MARKETPLACE_IDS unset, so an empty list is only
+        # rejected in setup_for_execution.
+        if not ids or region is None or isinstance(region, dg.EnvVar):
             return ids
         validate_marketplace_ids(region, ids)
         return ids
