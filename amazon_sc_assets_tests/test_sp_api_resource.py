@@ -98,6 +98,13 @@ def test_resource_from_env_reads_variables(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(resource.lwa_client_secret, dg.EnvVar)
 
 
+def test_resource_repr_hides_secrets() -> None:
+    text = repr(SPAPIResource(**base_fields()))
+    assert SECRET not in text
+    assert REFRESH not in text
+    assert "client-id" in text
+
+
 def test_resource_work_dir_before_setup_raises() -> None:
     resource = SPAPIResource(**base_fields())
     with pytest.raises(RuntimeError, match="not set up"):

@@ -53,12 +53,15 @@ class SPAPIResource(dg.ConfigurableResource):
     """
 
     lwa_client_id: str = Field(description="LWA client id of the SP-API application.")
+    # repr=False keeps the secrets out of reprs in logs and tracebacks.
     lwa_client_secret: str = Field(
-        description="LWA client secret; pass dg.EnvVar('SP_API_LWA_CLIENT_SECRET')."
+        description="LWA client secret; pass dg.EnvVar('SP_API_LWA_CLIENT_SECRET').",
+        repr=False,
     )
     refresh_token: str = Field(
         description="The seller's LWA refresh token (Atzr|...); pass "
-        "dg.EnvVar('SP_API_REFRESH_TOKEN')."
+        "dg.EnvVar('SP_API_REFRESH_TOKEN').",
+        repr=False,
     )
     region: str = Field(
         default="na",
