@@ -17,6 +17,7 @@ from amazon_sc_assets.flat_file import (
     ReportDocumentError,
     parse_report_document,
 )
+from amazon_sc_assets.flat_file import decode as decode_module
 from amazon_sc_assets.report_types import ORDER_REPORT_HEADER
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -63,6 +64,20 @@ def standard_row(**values: str) -> str:
 
 
 HEADER_LINE = "\t".join(ORDER_REPORT_HEADER)
+
+
+@pytest.fixture
+def small_read_blocks(monkeypatch):
+    """Read 64 bytes at a time, so that a small document spans several batches.
+
+    A batch ends at a read-block boundary, so with the default 4 MiB blocks every fixture
+    would be a single batch whatever batch_rows is.
+    """
+    monkeypatch.setattr(decode_module, "READ_BLOCK_BYTES", 64)
+
+
+def parquet_part_count(tmp_path: Path) -> int:
+    return len(list((tmp_path / "work").glob("*/part-*.parquet")))
 
 
 # Real US rows from 2020: CRLF line endings, literal quotes, blank amounts, "1.2" for 1.20.
@@ -189,7 +204,7 @@ def test_parse_field_count_error_lists_lines(tmp_path):
     assert "line 6 has 33" in str(raised.value)
 
 
-def test_parse_field_count_error_counts_all_batches(tmp_path):
+def test_parse_field_count_error_counts_all_batches(tmp_path, small_read_blocks):
     short_row = standard_row()[: standard_row().rfind("\t")]
     lines = [standard_row()] * 10 + [short_row] * 8 + [standard_row()] * 10
     path = write_document(tmp_path, "\n".join([HEADER_LINE, *lines]) + "\n")
@@ -383,7 +398,7 @@ def test_parse_invalid_value_rejected(tmp_path, column, value):
     assert invalid.examples == ((2, value),)
 
 
-def test_parse_invalid_values_reported_per_column(tmp_path):
+def test_parse_invalid_values_reported_per_column(tmp_path, small_read_blocks):
     lines = [
         standard_row(item_price="12,99"),
         standard_row(quantity="x"),
@@ -466,10 +481,12 @@ def test_parse_naive_lineage_time_rejected(tmp_path):
         )
 
 
-@pytest.mark.parametrize("batch_rows", [1, 2, 250_000])
-def test_parse_order_line_numbers_across_batches(tmp_path, batch_rows):
+@pytest.mark.parametrize(("batch_rows", "parts"), [(1, 4), (2, 2), (250_000, 1)])
+def test_parse_order_line_numbers_across_batches(tmp_path, small_read_blocks, batch_rows, parts):
     # Two byte-identical rows and one other SKU of one order, around another order's row.
     _, frame = parse_fixture("multi-item-order.tsv", tmp_path, batch_rows=batch_rows)
+
+    assert parquet_part_count(tmp_path) == parts
 
     assert frame["amazon_order_id"].to_list() == [
         "028-0000001-0000001",
@@ -482,7 +499,7 @@ def test_parse_order_line_numbers_across_batches(tmp_path, batch_rows):
 
 
 @pytest.mark.parametrize("order_id", ["scrubbed", "S01-1234567-1234567", ""])
-def test_parse_order_line_numbers_for_other_order_ids(tmp_path, order_id):
+def test_parse_order_line_numbers_for_other_order_ids(tmp_path, small_read_blocks, order_id):
     # Ids outside Amazon's 3-7-7 digit format, including a blank one, are counted as text.
     lines = [
         standard_row(amazon_order_id=order_id),
@@ -493,16 +510,18 @@ def test_parse_order_line_numbers_for_other_order_ids(tmp_path, order_id):
 
     frame = parse_file(path, tmp_path, batch_rows=1).frame.collect()
 
+    assert parquet_part_count(tmp_path) == 3
     assert frame["_order_line_number"].to_list() == [1, 1, 2]
 
 
-def test_parse_batches_keep_file_order(tmp_path):
+def test_parse_batches_keep_file_order(tmp_path, small_read_blocks):
     lines = [standard_row(amazon_order_id=f"028-{index:07d}-0000001") for index in range(50)]
     path = write_document(tmp_path, "\n".join([HEADER_LINE, *lines]))
 
     parsed = parse_file(path, tmp_path, batch_rows=7)
     frame = parsed.frame.collect()
 
+    assert parquet_part_count(tmp_path) == 8
     assert parsed.row_count == 50
     assert frame["_file_line_number"].to_list() == list(range(2, 52))
     assert frame["amazon_order_id"].to_list() == [f"028-{i:07d}-0000001" for i in range(50)]
