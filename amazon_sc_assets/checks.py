@@ -1,0 +1,107 @@
+"""Asset checks that run after each report materialization."""
+
+import dagster as dg
+
+from amazon_sc_assets.assets import UPSERT_KEY, VERSION_COLUMN
+
+# Consecutive materializations whose reports all ended CANCELLED (Amazon's "no data") before
+# the check warns: for a seller who normally has orders, that usually means a wrong window,
+# wrong marketplace ids or a problem on Amazon's side rather than a quiet week.
+CANCELLED_STREAK_WARNING = 3
+
+
+def _metadata_int(metadata: dict, key: str) -> int | None:
+    value = metadata.get(key)
+    if value is None:
+        return None
+    return int(getattr(value, "value", value))
+
+
+def _latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> dict:
+    event = context.instance.get_latest_materialization_event(asset_key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return dict(event.asset_materialization.metadata)
+
+
+def build_report_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Build the checks of one report asset."""
+    asset_key = asset.key
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="rows_accounted_for",
+        description=(
+            "Rows inserted, plus rows skipped because the table already had a newer version, "
+            "plus older versions dropped within the batch, equal the rows in the documents."
+        ),
+    )
+    def rows_accounted_for(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        metadata = _latest_metadata(context, asset_key)
+        in_documents = _metadata_int(metadata, "rows_in_documents")
+        counts = {
+            key: _metadata_int(metadata, key)
+            for key in ("rows_inserted", "rows_skipped_stale", "rows_superseded_in_batch")
+        }
+        if in_documents is None or any(value is None for value in counts.values()):
+            return dg.AssetCheckResult(
+                passed=False,
+                description="The latest materialization has no row counts to compare.",
+            )
+
+        accounted = sum(counts.values())
+        return dg.AssetCheckResult(
+            passed=accounted == in_documents,
+            metadata={"rows_in_documents": in_documents, "rows_accounted_for": accounted, **counts},
+        )
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="order_lines_share_last_updated_date",
+        required_resource_keys={"warehouse_io_manager"},
+        description=(
+            "Every line of an order in the table carries the same last_updated_date, which the "
+            "order-level upsert guarantees."
+        ),
+    )
+    def order_lines_share_version(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        warehouse = context.resources.warehouse_io_manager
+        mixed = warehouse.count_keys_with_mixed_versions(
+            asset_key, upsert_key=UPSERT_KEY, version_column=VERSION_COLUMN
+        )
+        return dg.AssetCheckResult(
+            passed=mixed == 0, metadata={"orders_with_mixed_versions": mixed}
+        )
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="reports_not_repeatedly_cancelled",
+        description=(
+            f"Warns when the last {CANCELLED_STREAK_WARNING} materializations all ended "
+            "CANCELLED, which Amazon uses for windows without orders."
+        ),
+    )
+    def reports_not_repeatedly_cancelled(
+        context: dg.AssetCheckExecutionContext,
+    ) -> dg.AssetCheckResult:
+        records = context.instance.fetch_materializations(
+            asset_key, limit=CANCELLED_STREAK_WARNING
+        ).records
+        streak = 0
+        for record in records:
+            materialization = record.asset_materialization
+            statuses = (
+                materialization.metadata.get("processing_statuses") if materialization else None
+            )
+            values = getattr(statuses, "value", statuses) or []
+            if not values or any(status != "CANCELLED" for status in values):
+                break
+            streak += 1
+
+        return dg.AssetCheckResult(
+            passed=streak < CANCELLED_STREAK_WARNING,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"consecutive_cancelled_materializations": streak},
+        )
+
+    return [rows_accounted_for, order_lines_share_version, reports_not_repeatedly_cancelled]
