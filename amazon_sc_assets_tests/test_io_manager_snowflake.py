@@ -258,3 +258,31 @@ def test_snowflake_count_keys_with_mixed_versions(manager):
     )
 
     assert mixed == 0
+
+
+def test_snowflake_io_manager_in_materialize_run(manager):
+    partitions = build_daily_partitions("2025-03-01")
+
+    @dg.asset(key=ORDERS, partitions_def=partitions, metadata=METADATA)
+    def orders() -> pl.LazyFrame:
+        versions = [at(23, day=2), at(12, day=5), at(0, day=6)]
+        return pl.concat([lines(f"O{i}", v, ["S1", "S1"]) for i, v in enumerate(versions)]).lazy()
+
+    @dg.asset(
+        partitions_def=partitions,
+        ins={"orders": dg.AssetIn(key=ORDERS)},
+        io_manager_key="memory_io_manager",
+    )
+    def order_count(orders: pl.DataFrame) -> int:
+        return orders.height
+
+    resources = {"io_manager": manager, "memory_io_manager": dg.InMemoryIOManager()}
+
+    result = dg.materialize([orders, order_count], partition_key="2025-03-05", resources=resources)
+
+    materialization = result.asset_materializations_for_node(
+        "amazon_seller_central__get_flat_file_all_orders_data_by_last_update_general"
+    )[0]
+    assert materialization.metadata["rows_inserted"].value == 6
+    # The window of 2025-03-05 is [03-03, 03-06), which contains the two lines of order O1.
+    assert result.output_for_node("order_count") == 2
