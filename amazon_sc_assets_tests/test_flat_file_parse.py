@@ -532,3 +532,15 @@ def test_parse_single_column_header(tmp_path):
     frame = parse_file(path, tmp_path).frame.collect()
 
     assert frame["amazon_order_id"].to_list() == ["028-1234567-1234567"]
+
+
+def test_parse_keeps_carriage_return_inside_line(tmp_path):
+    # Only the CR of a CRLF line ending is removed. A CR elsewhere is data.
+    line = standard_row(sku="sku-1\r", product_name="Kissen\rblau")
+    path = write_document(tmp_path, f"{HEADER_LINE}\r\n{line}\r\n")
+
+    frame = parse_file(path, tmp_path).frame.collect()
+
+    assert frame["sku"].item() == "sku-1\r"
+    assert frame["product_name"].item() == "Kissen\rblau"
+    assert frame["price_designation"].item() is None
