@@ -56,8 +56,8 @@ def codecs_to_try(charset: str | None) -> tuple[str, ...]:
     """Return the codecs to decode a document with, in order.
 
     A declared charset is the only candidate. Without one, strict UTF-8 comes first and cp1252
-    second, because a UTF-8 decode of cp1252 text fails on its first non-ASCII byte while the
-    reverse would silently produce mojibake.
+    second. cp1252 text with non-ASCII letters is almost never valid UTF-8, but UTF-8 text is
+    nearly always valid cp1252, so the reverse order would silently produce mojibake.
     """
     if charset is None:
         return FALLBACK_CHARSETS
@@ -76,7 +76,7 @@ class UndecodableBytesError(CharsetError):
 
     def __init__(
         self, message: str, *, codec: str, byte_offset: int, line_number: int, detail: str
-    ):
+    ) -> None:
         super().__init__(message)
         self.codec = codec
         self.byte_offset = byte_offset
@@ -103,7 +103,7 @@ class DocumentText:
     def utf8_blocks(self) -> Iterator[bytes]:
         """Yield the document as UTF-8 in blocks of whole lines.
 
-        UTF-8 documents are validated and passed through unchanged; others are transcoded.
+        UTF-8 documents are validated and passed through unchanged, and others are transcoded.
 
         Raises:
             UndecodableBytesError: The document is invalid in the codec.
