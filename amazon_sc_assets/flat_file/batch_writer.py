@@ -185,10 +185,16 @@ class BatchWriter:
                 )
                 invalid_flags.append((present & ~is_valid).alias(f"_invalid_{name}"))
 
+        # One lazy query, so that common subexpression elimination parses each value once for
+        # both the typed column and its validity flag.
+        typed = rows.lazy().select(pl.col(LINE_NUMBER_COLUMN), *conversions, *invalid_flags)
+        typed = typed.collect()
         if invalid_flags:
-            flags = rows.select(pl.col(LINE_NUMBER_COLUMN), *self._names, *invalid_flags)
+            flag_names = [flag.meta.output_name() for flag in invalid_flags]
+            flags = pl.concat([rows, typed.select(flag_names)], how="horizontal")
             self._record_invalid_values(flags)
-        return rows.select(pl.col(LINE_NUMBER_COLUMN), *conversions)
+            typed = typed.drop(flag_names)
+        return typed
 
     def _record_invalid_values(self, flags: pl.DataFrame) -> None:
         invalid_columns = [name for name in self._names if f"_invalid_{name}" in flags.columns]
