@@ -416,6 +416,40 @@ def test_resume_ignores_other_window(tmp_path: Path) -> None:
     assert fake.count("createReport") == 1
 
 
+@pytest.mark.parametrize(
+    ("created_time", "expected_report_id", "expected_creates"),
+    [
+        # a DONE report 30 minutes old: a retry reuses it and creates nothing
+        ("2026-02-28T23:30:00+00:00", "779", 0),
+        # a DONE report 3 hours old: a rerun wants a fresh snapshot
+        ("2026-02-28T21:00:00+00:00", "1001", 1),
+    ],
+)
+def test_resume_done_report_only_when_recent(
+    tmp_path: Path, created_time: str, expected_report_id: str, expected_creates: int
+) -> None:
+    fake = FakeSPAPI()
+    fake.listed_reports = [
+        {
+            "reportId": "779",
+            "reportType": ReportType.LAST_UPDATE.value,
+            "processingStatus": "DONE",
+            "createdTime": created_time,
+            "dataStartTime": "2026-02-26T00:00:00+00:00",
+            "dataEndTime": "2026-03-01T00:00:00+00:00",
+            "reportDocumentId": "doc-1",
+        }
+    ]
+    settings = ClientSettings(
+        **{**FAST.__dict__, "resume_lookback_hours": 6.0, "done_report_max_age_minutes": 60.0}
+    )
+    result = make_client(fake, settings).fetch_report(
+        ReportType.LAST_UPDATE, START, NOW, work_dir=tmp_path
+    )
+    assert result.reports[0].report_id == expected_report_id
+    assert fake.count("createReport") == expected_creates
+
+
 def test_create_report_request_body(tmp_path: Path) -> None:
     fake = FakeSPAPI()
     make_client(fake).fetch_report(ReportType.ORDER_DATE, START, NOW, work_dir=tmp_path)

@@ -82,9 +82,11 @@ class ClientSettings:
         not_found_retries: getReport 404s tolerated for a freshly created reportId.
         download_retries: Downloads retried, each with a newly fetched document URL, after a
             truncated body, a dropped connection or an expired URL.
-        resume_lookback_hours: How far back getReports looks for a report of the same window
-            to resume. A DONE report younger than this is reused too, so a rerun within this
-            time gets the same snapshot. 0 disables the lookup.
+        resume_lookback_hours: How far back getReports looks for an IN_QUEUE or IN_PROGRESS
+            report of the same window to resume. 0 disables the lookup.
+        done_report_max_age_minutes: A DONE report of the same window created at most this
+            long ago is reused too (a retry after a failed download or write then needs no new
+            report); an older one is not, so a rerun gets a fresh snapshot. 0 never reuses.
     """
 
     poll_initial_seconds: float = 2.0
@@ -98,6 +100,7 @@ class ClientSettings:
     not_found_retries: int = 5
     download_retries: int = 3
     resume_lookback_hours: float = 4.0
+    done_report_max_age_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -820,7 +823,8 @@ class ReportsClient:
         """Find a recent IN_QUEUE, IN_PROGRESS or DONE report for exactly this window.
 
         Matches the report type, the exact dataStartTime and dataEndTime and the configured
-        marketplace ids, created within `resume_lookback_hours`. FATAL reports never match.
+        marketplace ids, created within `resume_lookback_hours`; a DONE report must also be
+        younger than `done_report_max_age_minutes`. FATAL and CANCELLED reports never match.
 
         Returns:
             The newest matching report, or None.
@@ -836,6 +840,7 @@ class ReportsClient:
             log=log,
         )
         wanted_marketplaces = set(self._marketplace_ids)
+        done_since = self._now() - timedelta(minutes=self.settings.done_report_max_age_minutes)
         matches = [
             report
             for report in candidates
@@ -844,6 +849,10 @@ class ReportsClient:
             and report.data_start_time == start
             and report.data_end_time == end
             and (not report.marketplace_ids or set(report.marketplace_ids) == wanted_marketplaces)
+            and (
+                report.processing_status != "DONE"
+                or (report.created_time is not None and report.created_time >= done_since)
+            )
         ]
         if not matches:
             return None

@@ -123,9 +123,14 @@ class SPAPIResource(dg.ConfigurableResource):
     )
     resume_lookback_hours: float = Field(
         default=4.0,
-        description="Hours back that getReports looks for an IN_QUEUE, IN_PROGRESS or DONE "
-        "report of the same window to resume instead of creating one. A rerun within this "
-        "time reuses a DONE report's snapshot. 0 disables the lookup.",
+        description="Hours back that getReports looks for an IN_QUEUE or IN_PROGRESS report of "
+        "the same window to resume instead of creating one. 0 disables the lookup.",
+    )
+    done_report_max_age_minutes: float = Field(
+        default=60.0,
+        description="Minutes for which a DONE report of the same window is reused instead of "
+        "requesting a new one, so a retry after a failed download or write costs no "
+        "createReport call. A rerun after that gets a fresh snapshot. 0 never reuses.",
     )
 
     _http: httpx.Client | None = PrivateAttr(default=None)
@@ -198,6 +203,7 @@ class SPAPIResource(dg.ConfigurableResource):
             retry_max_seconds=self.retry_max_seconds,
             download_retries=self.download_retries,
             resume_lookback_hours=self.resume_lookback_hours,
+            done_report_max_age_minutes=self.done_report_max_age_minutes,
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
