@@ -5,8 +5,8 @@ import dagster as dg
 from amazon_sc_assets.assets import UPSERT_KEY, VERSION_COLUMN
 
 # Consecutive materializations whose reports all ended CANCELLED (Amazon's "no data") before
-# the check warns: for a seller who normally has orders, that usually means a wrong window,
-# wrong marketplace ids or a problem on Amazon's side rather than a quiet week.
+# the check warns. For a seller who normally has orders, such a streak usually means a wrong
+# window, wrong marketplace ids or a problem on Amazon's side rather than a quiet week.
 CANCELLED_STREAK_WARNING = 3
 
 

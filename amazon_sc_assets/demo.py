@@ -84,7 +84,7 @@ def main() -> None:
         "--data-dir", type=Path, default=Path("data"), help="folder for the DuckDB files"
     )
     args = parser.parse_args()
-    # BackfillPolicy is beta in Dagster 1.13; the warning says nothing a demo user can act on.
+    # BackfillPolicy is beta in Dagster 1.13. A demo user cannot act on that warning.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.ephemeral()

@@ -27,7 +27,7 @@ def report_window(
 ) -> tuple[datetime, datetime]:
     """Widen a partition time window to at least 72 hours, ending at min(window end, now).
 
-    Key D gives [D - 48 h, D + 24 h); today's key gives [now - 72 h, now); a range run over
+    Key D gives [D - 48 h, D + 24 h) and today's key gives [now - 72 h, now). A range run over
     keys D1..Dn gives [D1 - 48 h, Dn + 24 h), so consecutive keys make one report request.
     """
     now = now or datetime.now(UTC)

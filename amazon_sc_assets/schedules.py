@@ -7,8 +7,8 @@ partitions with end_offset=1 requests today's key, and the daily run wants yeste
 import dagster as dg
 
 # Yesterday's key covers the 72 hours that end at today's midnight UTC. Amazon makes orders
-# visible in the reports up to about 30 minutes late; anything later than that is re-read by
-# the next day's window, which overlaps this one by 48 hours.
+# visible in the reports up to about 30 minutes late. The next day's window overlaps this one
+# by 48 hours, so it re-reads anything that arrives later.
 DAILY_CRON = "30 0 * * *"
 HOURLY_CRON = "15 * * * *"
 
