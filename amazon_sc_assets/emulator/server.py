@@ -19,8 +19,9 @@ from amazon_sc_assets.marketplaces import Region
 from .app import AccessTokens, EmulatorState, create_app
 from .documents import CHARSET_CODECS, UrlSigner
 from .faults import Fault, FaultRegistry, load_faults
+from .order_history import OrderHistory, OrderHistoryConfig
 from .quotas import QuotaTable
-from .replay import SAMPLES_DIR, ReplayOrderSource
+from .replay import ReplayOrderSource
 from .reports import OrderSource, ReportStore
 from .request_log import RequestLog, RequestRecord
 
@@ -45,7 +46,8 @@ class EmulatorConfig:
         charset: document charset in Amazon's spelling: UTF-8, Cp1252 or Windows-31J.
         replay_dir: serve the flat files in this folder instead of the generated history.
         region: the SP-API region whose marketplace ids the emulator accepts.
-        history_days: the generated order history ends now and starts this many days ago.
+        history_days: the generated order history starts at 00:00 UTC this many days before
+            today and ends now.
         orders_per_day: mean number of generated orders per day.
         include_cpf: add the Brazilian `cpf` column to generated documents.
         extra_column: add a column of this name to generated documents.
@@ -131,24 +133,15 @@ class EmulatorHandle:
 
 
 def build_order_source(config: EmulatorConfig) -> OrderSource:
-    """Return the replay source for `replay_dir`, else the generated order history.
-
-    Falls back to the sample files shipped in the package when the order history module is
-    not installed.
-    """
+    """Return the replay source for `replay_dir`, else the generated order history."""
     if config.replay_dir is not None:
         return ReplayOrderSource(config.replay_dir)
-    try:
-        from .order_history import OrderHistory, OrderHistoryConfig
-    except ImportError:
-        logger.warning(
-            "Order history generator not available; replaying the sample files in %s",
-            SAMPLES_DIR,
-        )
-        return ReplayOrderSource(SAMPLES_DIR)
+
+    # Start at a midnight so that two emulators started minutes apart serve the same orders.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     history_config = OrderHistoryConfig(
         seed=config.seed,
-        start=datetime.now(UTC) - timedelta(days=config.history_days),
+        start=today - timedelta(days=config.history_days),
         end=None,
         orders_per_day=config.orders_per_day,
         region=config.region,
