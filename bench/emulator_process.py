@@ -1,9 +1,8 @@
-"""Start the SP-API emulator as a separate process, so its CPU and memory stay out of a measurement.
+"""Run the SP-API emulator as a separate process, so its memory is not counted in a measurement.
 
-The emulator builds report documents on its own threads. Running it in a child process keeps
-that work off the benchmark's cores only as far as the OS scheduler allows: on a 2-core
-machine a document build still competes with the measured stage, so the benchmark waits for
-each report to be DONE before it starts a clock.
+The emulator builds report documents on its own threads. On a 2-core machine a build would
+compete for CPU with a measured stage, so the benchmark starts each clock only after the report
+is DONE.
 """
 
 import contextlib
@@ -133,6 +132,8 @@ def _read_endpoint(process: subprocess.Popen[str], log_path: Path) -> str:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     assert process.stdout is not None
     # The CLI prints the endpoint line first, right after the server has started.
+    # NOTE: readline blocks, so the deadline is checked only between lines. An emulator that
+    # hangs before printing anything hangs the benchmark too.
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:

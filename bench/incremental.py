@@ -2,9 +2,9 @@
 
 The large table is built in SQL from the P1 table: copy k of every row gets the order id
 prefix 900 + k (copy 0 keeps the generated prefixes 111 to 114), so the copies are distinct
-orders with the same column values. Each batch holds whole orders from copy 1 with a
-last_updated_date one hour newer per repeat, so they replace existing rows, plus as many new
-orders (prefix 899), so half the batch is inserted.
+orders with the same column values. Each batch contains whole orders from copy 1 with a
+last_updated_date one hour newer per repeat, so they replace existing rows. The same orders
+under the prefix 890 + repeat are new, so the other half of the batch adds rows.
 """
 
 import math
@@ -84,7 +84,7 @@ def write_batch(database: Path, parquet: Path, batch_rows: int, repeat: int) -> 
                 FROM existing
                 UNION ALL
                 SELECT * REPLACE (
-                    '899-' || amazon_order_id[5:] AS amazon_order_id,
+                    '{890 + repeat}-' || amazon_order_id[5:] AS amazon_order_id,
                     last_updated_date + INTERVAL ({repeat}) HOUR AS last_updated_date,
                     'bench-p4-{repeat}' AS _report_id,
                     now() AS _loaded_at)
@@ -107,9 +107,12 @@ def measure_incremental(
     build_seconds = time.perf_counter() - started
     print(f"P4: built a {rows_in_table}-row table in {build_seconds:.1f} s")
 
+    if repeats > 9:
+        raise ValueError(f"Invalid repeats {repeats}: expected at most 9 (prefixes 891 to 899).")
     manager = DuckDBUpsertIOManager(database=str(database))
     timings = []
     batch_sizes = []
+    replaced = []
     for repeat in range(1, repeats + 1):
         parquet = out_dir / f"p4-batch-{repeat}.parquet"
         batch_sizes.append(write_batch(database, parquet, batch_rows, repeat))
@@ -120,6 +123,7 @@ def measure_incremental(
         started = time.perf_counter()
         manager.handle_output(context, frame)
         timings.append(time.perf_counter() - started)
+        replaced.append(context.get_logged_metadata()["rows_replaced"].value)
         parquet.unlink()
     database.unlink(missing_ok=True)
     return {
@@ -127,5 +131,6 @@ def measure_incremental(
         "build_seconds": build_seconds,
         "batch_rows": batch_sizes,
         "upsert_seconds": timings,
+        "table_rows_replaced": replaced,
         "median_seconds": statistics.median(timings),
     }

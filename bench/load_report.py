@@ -1,4 +1,4 @@
-"""Download, parse and upsert one DONE report, timing each stage; run as a child process.
+"""Download, parse and upsert one DONE report in a child process, and time each stage.
 
 `bench/run.py` starts this script once per measured load, so that the process's peak RSS
 (VmHWM) belongs to this one load and nothing else. The report must already be DONE:

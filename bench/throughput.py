@@ -1,8 +1,8 @@
 """P1 throughput and P2 peak memory of download, parse and upsert, each load in a child process.
 
 Both measurements use one emulator process whose generated history has `orders_per_day` sized
-so that a 72-hour LAST_UPDATE report holds about `p2_rows` order lines. P1 requests shorter
-windows that hold about `p1_rows` lines each.
+so that a 72-hour LAST_UPDATE report contains about `p2_rows` order lines. P1 requests shorter
+windows that contain about `p1_rows` lines each.
 """
 
 import json
@@ -62,7 +62,7 @@ def orders_per_day_for(rows: int, window: timedelta) -> float:
 
 
 def window_for_rows(rows: int, orders_per_day: float, end: datetime) -> timedelta:
-    """Find the LAST_UPDATE window ending at `end` that holds about `rows` lines.
+    """Find the LAST_UPDATE window ending at `end` that contains about `rows` lines.
 
     Lines per hour are higher in short windows, because an order whose later versions fall
     after the window still appears with its version inside it. So the length is found by
