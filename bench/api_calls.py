@@ -87,7 +87,7 @@ def _failure_of(result: dg.ExecuteInProcessResult) -> str | None:
 
 
 def run_backfill(out_dir: Path, key_count: int) -> tuple[list[RunRecord], list[dict[str, Any]]]:
-    """Materialize `key_count` daily keys ending at today's key; return runs and request log."""
+    """Materialize `key_count` daily keys ending at today's key, and return runs and log."""
     today = datetime.now(UTC).date()
     first_day = today - timedelta(days=key_count - 1)
     keys = [(first_day + timedelta(days=offset)).isoformat() for offset in range(key_count)]

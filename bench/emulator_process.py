@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 ENDPOINT_PREFIX = "SP-API endpoint: "
-# Every generated-history marketplace of the NA region; LAST_UPDATE reports ignore the filter.
+# Every marketplace of the NA region. LAST_UPDATE reports ignore this filter.
 MARKETPLACE_IDS = ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8"]
 
 

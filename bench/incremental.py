@@ -1,8 +1,8 @@
 """P4 incremental cost: upsert a 10k-row batch into a table of about 10M rows.
 
-The large table is built in SQL from the P1 table: copy k of every row gets the order id
-prefix 900 + k (copy 0 keeps the generated prefixes 111 to 114), so the copies are distinct
-orders with the same column values. Each batch contains whole orders from copy 1 with a
+The large table is built in SQL from the P1 table. Copy k of every row gets the order id prefix
+900 + k, and copy 0 keeps the generated prefixes 111 to 114. So the copies are distinct orders
+with the same column values. Each batch contains whole orders from copy 1 with a
 last_updated_date one hour newer per repeat, so they replace existing rows. The same orders
 under the prefix 890 + repeat are new, so the other half of the batch adds rows.
 """
@@ -52,7 +52,7 @@ def build_large_table(source_database: Path, database: Path, target_rows: int) -
 
 
 def write_batch(database: Path, parquet: Path, batch_rows: int, repeat: int) -> int:
-    """Write a batch of whole orders, half existing and half new, to Parquet; return its rows."""
+    """Write a batch of whole orders, half existing and half new, to Parquet and count its rows."""
     half = batch_rows // 2
     con = duckdb.connect(str(database), read_only=True)
     try:

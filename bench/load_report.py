@@ -33,8 +33,8 @@ UPSERT_METADATA = {
 def peak_rss_bytes() -> int:
     """Return this process's peak resident set size since exec, from VmHWM in /proc/self/status.
 
-    `ru_maxrss` is not used because Linux carries it across execve: a child spawned by a large
-    parent starts with the parent's peak.
+    `ru_maxrss` is not used because Linux carries it across execve, so a child spawned by a
+    large parent starts with the parent's peak.
     """
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:

@@ -269,6 +269,8 @@ def main() -> int:
         f"at start, {machine['load_average_at_end'][0]:.2f} at end"
     )
     print_table(summary_rows(results))
+    if arguments.quick:
+        print("--quick uses small sizes, so its verdicts do not show whether the targets are met.")
     print(f"\nTotal {results['total_seconds']:.0f} s. Every figure is in {results_path}.")
     return 0
 

@@ -29,14 +29,14 @@ logger = logging.getLogger(__name__)
 
 LOAD_SCRIPT = Path(__file__).with_name("load_report.py")
 # LAST_UPDATE lines per hour of window for each generated order per day, measured with
-# OrderHistory (seed 1): 123,864 lines in a 72-hour window at 20,000 orders a day. Windows are
-# sized from it, so report row counts land near, not on, the requested sizes.
+# OrderHistory (seed 1): 123,864 lines in a 72-hour window at 20,000 orders a day. P2's order
+# rate is sized from it, so its report lands near, not on, `p2_rows`.
 LINES_PER_HOUR_PER_DAILY_ORDER = 123_864 / 72 / 20_000
 P2_WINDOW = timedelta(hours=72)
 HISTORY_DAYS = 10
 EMULATOR_TIME_SCALE = 1000.0
 EMULATOR_SEED = 1
-# The second P2 load sets DuckDBUpsertIOManager.memory_limit to this; definitions.py leaves it
+# The second P2 load sets DuckDBUpsertIOManager.memory_limit to this. definitions.py leaves it
 # unset, which is DuckDB's default of 80 % of the machine's memory.
 P2_MEMORY_LIMIT = "512MB"
 # The window search counts lines of a history with 1/20 of the orders, 10 times.
@@ -98,7 +98,7 @@ def window_for_rows(rows: int, orders_per_day: float, end: datetime) -> timedelt
 
 
 def request_done_report(client: ReportsClient, start: datetime, end: datetime) -> DoneReport:
-    """Create a LAST_UPDATE report and poll it to DONE; this is the build time left out."""
+    """Create a LAST_UPDATE report and poll it to DONE, which is the build time left out."""
     started = time.perf_counter()
     report_id = client.create_report(ReportType.LAST_UPDATE, start, end)
     report = client.wait_for_report(report_id)
@@ -158,7 +158,7 @@ def run_load_child(
 def read_csv_floor(document: Path, database: Path) -> tuple[float, int]:
     """Time DuckDB's read_csv of the decompressed document into a new table in a new file.
 
-    The flat file has no quoting, so quote and escape are off; the columns are sniffed.
+    The flat file has no quoting, so quote and escape are off. DuckDB sniffs the column types.
     """
     database.unlink(missing_ok=True)
     con = duckdb.connect(str(database))
@@ -198,7 +198,7 @@ def measure_throughput_and_memory(out_dir: Path, *, p1_rows: int, p2_rows: int) 
         try:
             client = sp_api.client
 
-            # P1: the earlier window fills the table; the later one overlaps its second half
+            # P1: the earlier window fills the table, and the later one overlaps its second half
             p1_database = out_dir / "p1.duckdb"
             p1_database.unlink(missing_ok=True)
             earlier = request_done_report(client, now - p1_window * 1.5, now - p1_window * 0.5)
