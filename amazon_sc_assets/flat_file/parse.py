@@ -34,6 +34,11 @@ from amazon_sc_assets.flat_file.errors import (
 
 logger = logging.getLogger(__name__)
 
+# Measured on a 1M-row, 32-column document (2 vCPUs): 100,000-row batches parsed in 3.6 s with
+# a 701 MiB peak, 250,000-row batches in 4.1 s with 948 MiB (one run each), so the smaller
+# batches win on both.
+DEFAULT_BATCH_ROWS = 100_000
+
 # Characters of a non-report document quoted in ReportDocumentError.
 DOCUMENT_TEXT_CHARS = 2_000
 
@@ -83,7 +88,7 @@ def parse_report_document(
     lineage: Lineage,
     work_dir: Path,
     column_types: Mapping[str, str] | None = None,
-    batch_rows: int = 250_000,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> ParsedDocument:
     """Decode, validate and type an order-report flat file, writing it to Parquet in batches.
 
