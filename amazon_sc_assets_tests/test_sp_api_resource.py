@@ -16,7 +16,7 @@ from amazon_sc_assets.emulator import (
     EmulatorHandle,
 )
 from amazon_sc_assets.report_types import ReportType
-from amazon_sc_assets.sp_api import SPAPIConfigError, SPAPIResource
+from amazon_sc_assets.sp_api import SPAPIConfigError, SPAPIResource, SPAPIServerError
 
 SECRET = "resource-test-secret"
 REFRESH = "Atzr|resource-test-refresh"
@@ -208,3 +208,52 @@ def test_resource_env_var_secrets_in_materialize(
     materialization = outcome.asset_materializations_for_node("orders")[0]
     assert materialization.metadata["status"].value == "DONE"
     assert emulator.count("createReport", status=202) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"lwa_token_url": None}, "only SP_API_ENDPOINT is set"),
+        ({"endpoint": None}, "only SP_API_LWA_TOKEN_URL is set"),
+    ],
+)
+def test_resource_endpoint_overrides_come_in_pairs(overrides: dict, named: str) -> None:
+    resource = SPAPIResource(**base_fields(**overrides))
+
+    with pytest.raises(dg.DagsterResourceFunctionError) as caught:  # noqa: SIM117
+        with dg.build_resources({"sp_api": resource}):
+            pass
+
+    assert isinstance(caught.value.__cause__, SPAPIConfigError)
+    assert named in str(caught.value.__cause__)
+
+
+def test_resource_unreachable_token_url_named(emulator: EmulatorHandle, tmp_path) -> None:
+    # Nothing listens on port 9 of the loopback interface, so only the token exchange fails.
+    unreachable = "http://127.0.0.1:9/auth/o2/token"
+    resource = SPAPIResource(
+        **base_fields(
+            lwa_client_id=EMULATOR_CLIENT_ID,
+            lwa_client_secret=EMULATOR_CLIENT_SECRET,
+            refresh_token=EMULATOR_REFRESH_TOKEN,
+            endpoint=emulator.base_url,
+            lwa_token_url=unreachable,
+            max_retries=1,
+            retry_initial_seconds=0.01,
+            retry_max_seconds=0.01,
+            resume_lookback_hours=0,
+        )
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    with (
+        dg.build_resources({"sp_api": resource}) as resources,
+        pytest.raises(SPAPIServerError) as caught,
+    ):
+        resources.sp_api.fetch_report(
+            ReportType.LAST_UPDATE, now - timedelta(days=3), now, work_dir=tmp_path
+        )
+
+    assert unreachable in str(caught.value)
+    assert "SP_API_LWA_TOKEN_URL" in str(caught.value)
+    assert emulator.count("createReport") == 0

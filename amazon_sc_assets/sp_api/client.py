@@ -222,6 +222,15 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _failed_request_url(error: httpx.RequestError) -> str | None:
+    """Return the URL, without its query, of the request that raised `error`, if known."""
+    try:
+        request = error.request
+    except RuntimeError:
+        return None
+    return str(request.url.copy_with(query=None))
+
+
 def redact_url(url: str | httpx.URL) -> str:
     """Return `url` without its query string and fragment, so presigned URLs can be logged."""
     parsed = httpx.URL(str(url))
@@ -505,10 +514,14 @@ class ReportsClient:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as err:
                 failures += 1
                 if failures > self.settings.max_retries:
+                    # The LWA auth flow sends its token request inside this call, so the failed
+                    # request may be the token exchange rather than the SP-API operation.
+                    failed_url = _failed_request_url(err) or url
+                    setting = "SP_API_LWA_TOKEN_URL" if failed_url != url else "SP_API_ENDPOINT"
                     raise SPAPIServerError(
                         f"{operation} failed after {self.settings.max_retries} retries: "
-                        f"{type(err).__name__}: {err}. Check that {redact_url(url)} is "
-                        "reachable, or raise the timeouts or max_retries.",
+                        f"{type(err).__name__}: {err}. Check that {redact_url(failed_url)} is "
+                        f"reachable ({setting}), or raise the timeouts or max_retries.",
                         operation=operation,
                         status_code=None,
                     ) from err

@@ -216,6 +216,16 @@ class SPAPIResource(dg.ConfigurableResource):
                     "SP_API_REFRESH_TOKEN)."
                 )
 
+        # One override without the other sends credentials or tokens to the wrong service: an
+        # emulator's tokens to Amazon, or real LWA credentials next to a local endpoint.
+        if bool(self.endpoint) != bool(self.lwa_token_url):
+            raise SPAPIConfigError(
+                "SP_API_ENDPOINT and SP_API_LWA_TOKEN_URL must be set together: only "
+                f"{'SP_API_ENDPOINT' if self.endpoint else 'SP_API_LWA_TOKEN_URL'} is set. Set "
+                "both (for example to the emulator's endpoint and token URL) or neither (for "
+                "Amazon's hosts)."
+            )
+
         auth = LWAAuth(
             self.lwa_client_id,
             self.lwa_client_secret,
