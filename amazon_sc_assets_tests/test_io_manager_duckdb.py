@@ -467,3 +467,27 @@ def test_duckdb_io_manager_in_materialize_run(database):
     assert materialization.metadata["rows_inserted"].value == 6
     # The window of 2025-03-05 is [03-03, 03-06), which contains the two lines of order O1.
     assert result.output_for_node("order_count") == 2
+
+
+def test_duckdb_setup_creates_missing_folder(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "nested" / "warehouse.duckdb"
+    manager = DuckDBUpsertIOManager(database=str(database))
+
+    with dg.build_resources({"io_manager": manager}):
+        pass
+
+    assert database.parent.is_dir()
+
+
+def test_duckdb_setup_unusable_folder_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    manager = DuckDBUpsertIOManager(database=str(blocker / "warehouse.duckdb"))
+
+    with pytest.raises(dg.DagsterResourceFunctionError) as caught:  # noqa: SIM117
+        with dg.build_resources({"io_manager": manager}):
+            pass
+
+    message = str(caught.value.__cause__)
+    assert "AMAZON_SC_DUCKDB_PATH" in message
+    assert str(blocker) in message

@@ -2,6 +2,7 @@
 
 from amazon_sc_assets.io_managers.duckdb_io_manager import (
     DuckDBLockTimeoutError,
+    DuckDBPathError,
     DuckDBUpsertIOManager,
 )
 from amazon_sc_assets.io_managers.snowflake_io_manager import SnowflakeUpsertIOManager
@@ -13,6 +14,7 @@ from amazon_sc_assets.io_managers.upsert_plan import (
 
 __all__ = [
     "DuckDBLockTimeoutError",
+    "DuckDBPathError",
     "DuckDBUpsertIOManager",
     "SnowflakeUpsertIOManager",
     "UnsafeTypeChangeError",

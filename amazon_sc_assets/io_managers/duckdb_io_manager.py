@@ -28,6 +28,10 @@ _LOCK_FIRST_WAIT = 0.05
 _LOCK_MAX_WAIT = 2.0
 
 
+class DuckDBPathError(OSError):
+    """The folder of the configured DuckDB file cannot be created."""
+
+
 class DuckDBLockTimeoutError(TimeoutError):
     """Raised when another process keeps a DuckDB file locked for longer than the lock timeout."""
 
@@ -142,6 +146,20 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         return connect_duckdb(
             self.database, lock_timeout_seconds=self.lock_timeout_seconds, config=config
         )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs before any asset of the run, so a bad path fails before reports are requested.
+        if self.database == ":memory:":
+            return
+        folder = Path(self.database).resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DuckDBPathError(
+                f"Cannot create the folder {folder} for the DuckDB file {self.database}: "
+                f"{error.strerror}. Set AMAZON_SC_DUCKDB_PATH (or the IO manager's database) "
+                "to a path in a writable folder."
+            ) from error
 
     def _stage_parent(self) -> Path | None:
         # Stage files go beside the database, which has room for the table anyway; the system
