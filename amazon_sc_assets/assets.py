@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from amazon_sc_assets.flat_file import Lineage, parse_report_document
+from amazon_sc_assets.flat_file import FlatFileError, Lineage, parse_report_document
 from amazon_sc_assets.partitions import report_window
 from amazon_sc_assets.report_types import ReportType
 from amazon_sc_assets.sp_api import ReportFatalError, SPAPIResource, SPAPIRetryableError
@@ -74,6 +74,14 @@ class ReportAssetConfig(dg.Config):
         description="Seconds to wait before requesting a new report after a FATAL one.",
     )
 
+    request_new_report: bool = Field(
+        default=False,
+        description=(
+            "Request a new report even if a DONE report of the same window was created in the "
+            "last hour (which a retry normally reuses). Set it when that report's document was "
+            "bad and you want Amazon to build it again."
+        ),
+    )
     column_types: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -125,23 +133,35 @@ def build_report_asset(
         )
 
         # Fetch the report documents
+        attempt = context.retry_number + 1
         try:
             result = sp_api.fetch_report(
-                report_type, start, end, work_dir=sp_api.work_dir, log=context.log
+                report_type,
+                start,
+                end,
+                work_dir=sp_api.work_dir,
+                log=context.log,
+                reuse_done_reports=not config.request_new_report,
             )
         except SPAPIRetryableError as err:
+            if context.retry_number >= config.retry_attempts:
+                context.log.error(f"Attempt {attempt} failed; no retries left: {err}")
+                raise
             context.log.warning(
-                f"Retryable SP-API failure, retrying in {err.retry_after_seconds:.0f} s "
-                f"(up to {config.retry_attempts} retries): {err}"
+                f"Attempt {attempt} of {config.retry_attempts + 1} failed, retrying in "
+                f"{err.retry_after_seconds:.0f} s: {err}"
             )
             raise dg.RetryRequested(
                 max_retries=config.retry_attempts, seconds_to_wait=err.retry_after_seconds
             ) from err
         except ReportFatalError as err:
+            if context.retry_number >= config.fatal_retry_attempts:
+                context.log.error(f"Report {err.report_id} ended FATAL; no retries left: {err}")
+                raise
             context.log.error(
-                f"Report {err.report_id} ended FATAL; a new report is requested after "
-                f"{config.fatal_retry_wait_seconds:.0f} s "
-                f"(up to {config.fatal_retry_attempts} retries): {err}"
+                f"Report {err.report_id} ended FATAL (attempt {attempt} of "
+                f"{config.fatal_retry_attempts + 1}); a new report is requested in "
+                f"{config.fatal_retry_wait_seconds:.0f} s: {err}"
             )
             raise dg.RetryRequested(
                 max_retries=config.fatal_retry_attempts,
@@ -161,18 +181,26 @@ def build_report_asset(
                     "no rows for this window"
                 )
                 continue
-            parsed = parse_report_document(
-                report.document.path,
-                report.document.charset,
-                lineage=Lineage(
-                    report_id=report.report_id,
-                    data_start_time=report.data_start_time,
-                    data_end_time=report.data_end_time,
-                    loaded_at=loaded_at,
-                ),
-                work_dir=sp_api.work_dir / f"parsed-{report.report_id}",
-                column_types=config.column_types,
-            )
+            try:
+                parsed = parse_report_document(
+                    report.document.path,
+                    report.document.charset,
+                    lineage=Lineage(
+                        report_id=report.report_id,
+                        data_start_time=report.data_start_time,
+                        data_end_time=report.data_end_time,
+                        loaded_at=loaded_at,
+                    ),
+                    work_dir=sp_api.work_dir / f"parsed-{report.report_id}",
+                    column_types=config.column_types,
+                )
+            except FlatFileError as err:
+                err.add_note(
+                    f"Report {report.report_id}: a run within the next hour reuses this "
+                    "report; set request_new_report: true in the asset's run config to have "
+                    "Amazon build a new one."
+                )
+                raise
             context.log.info(
                 f"Parsed report {report.report_id}: {parsed.row_count} rows, "
                 f"{len(parsed.columns)} columns, charset {parsed.charset}"

@@ -8,6 +8,8 @@ launch and never stored in the definitions.
 
 import os
 from collections.abc import Mapping
+from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -48,12 +50,28 @@ def enabled_report_types(value: str | None) -> list[ReportType]:
     return enabled
 
 
+def partition_start_date(value: str | None) -> str:
+    """Parse `AMAZON_SC_START_DATE`, the first partition key (YYYY-MM-DD, default 2025-01-01)."""
+    if not value or not value.strip():
+        return DEFAULT_START_DATE
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise ValueError(
+            f"AMAZON_SC_START_DATE is {value!r}, which is not a date. Use the first partition "
+            "key as YYYY-MM-DD, for example 2025-01-01."
+        ) from None
+
+
 def _marketplace_ids(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def build_sp_api_resource(environ: Mapping[str, str]):
-    """Build the SP-API resource; secrets stay `dg.EnvVar`s until a run starts."""
+def build_sp_api_resource(environ: Mapping[str, str], settings: Mapping[str, Any] | None = None):
+    """Build the SP-API resource; secrets stay `dg.EnvVar`s until a run starts.
+
+    `settings` sets further SPAPIResource fields, such as `{"poll_max_seconds": 120}`.
+    """
     from amazon_sc_assets.sp_api import SPAPIResource
 
     return SPAPIResource(
@@ -64,6 +82,7 @@ def build_sp_api_resource(environ: Mapping[str, str]):
         marketplace_ids=_marketplace_ids(environ.get("SP_API_MARKETPLACE_IDS")),
         endpoint=environ.get("SP_API_ENDPOINT") or None,
         lwa_token_url=environ.get("SP_API_LWA_TOKEN_URL") or None,
+        **(settings or {}),
     )
 
 
@@ -99,12 +118,22 @@ def build_warehouse_io_manager(environ: Mapping[str, str]) -> tuple[object, str]
     return DuckDBUpsertIOManager(database=database), "duckdb"
 
 
-def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """Build assets, checks, the job, schedules and resources from environment variables."""
+def build_definitions(
+    environ: Mapping[str, str] | None = None,
+    *,
+    sp_api_settings: Mapping[str, Any] | None = None,
+) -> dg.Definitions:
+    """Build assets, checks, the job, schedules and resources from environment variables.
+
+    Args:
+        environ: The variables to read; `os.environ` when None.
+        sp_api_settings: Further SPAPIResource fields, such as `{"report_deadline_seconds":
+            7200}`, for a definitions module of your own.
+    """
     environ = os.environ if environ is None else environ
 
     partitions_def = build_daily_partitions(
-        environ.get("AMAZON_SC_START_DATE") or DEFAULT_START_DATE
+        partition_start_date(environ.get("AMAZON_SC_START_DATE"))
     )
     io_manager, warehouse_kind = build_warehouse_io_manager(environ)
     report_types = enabled_report_types(environ.get("AMAZON_SC_REPORT_TYPES"))
@@ -126,7 +155,7 @@ def build_definitions(environ: Mapping[str, str] | None = None) -> dg.Definition
         jobs=[job],
         schedules=build_schedules(JOB_NAME, partitions_def),
         resources={
-            "sp_api": build_sp_api_resource(environ),
+            "sp_api": build_sp_api_resource(environ, sp_api_settings),
             "warehouse_io_manager": io_manager,
         },
     )

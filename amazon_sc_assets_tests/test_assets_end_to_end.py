@@ -54,7 +54,9 @@ def _key(days_ago: int) -> str:
     return (TODAY - timedelta(days=days_ago)).isoformat()
 
 
-def _resources(emulator: EmulatorHandle, database: Path) -> dict[str, object]:
+def _resources(
+    emulator: EmulatorHandle, database: Path, **sp_api_settings: object
+) -> dict[str, object]:
     sp_api = SPAPIResource(
         lwa_client_id=EMULATOR_CLIENT_ID,
         lwa_client_secret=EMULATOR_CLIENT_SECRET,
@@ -68,8 +70,12 @@ def _resources(emulator: EmulatorHandle, database: Path) -> dict[str, object]:
         # The first 429 of an operation comes before any rate header, so the client would wait
         # 1/0.0167 s; the emulator's quotas run 1000 times faster than Amazon's.
         retry_max_seconds=0.5,
-        # Every run in these tests requests a new report, as a rerun an hour later would.
-        done_report_max_age_minutes=0,
+        **{
+            # Every run requests a new report, as a rerun an hour later would, unless a test
+            # asks for the default reuse.
+            "done_report_max_age_minutes": 0,
+            **sp_api_settings,
+        },
     )
     return {"sp_api": sp_api, "warehouse_io_manager": DuckDBUpsertIOManager(database=str(database))}
 
@@ -344,3 +350,38 @@ def test_assets_logs_and_metadata_hold_no_secret(
     for secret in (EMULATOR_CLIENT_SECRET, EMULATOR_REFRESH_TOKEN, "Atza|", "X-Amz-Signature"):
         assert secret not in logged
         assert secret not in events
+
+
+def test_assets_request_new_report_after_bad_document(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # With the default reuse of a DONE report, a rerun would load the same bad document again.
+    resources = _resources(
+        emulator,
+        tmp_path / "warehouse.duckdb",
+        done_report_max_age_minutes=60.0,
+        resume_lookback_hours=1.0,
+    )
+    emulator.inject(
+        Fault(operation="createReport", kind="error_document", message="Try again later")
+    )
+    node = LAST_UPDATE.node_def.name
+
+    def run(request_new_report: bool) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [LAST_UPDATE],
+            partition_key=_key(1),
+            resources=resources,
+            run_config={"ops": {node: {"config": {"request_new_report": request_new_report}}}},
+            raise_on_error=False,
+        )
+
+    first = run(request_new_report=False)
+    rerun = run(request_new_report=False)
+    fresh = run(request_new_report=True)
+
+    assert not first.success
+    assert not rerun.success
+    assert "request_new_report: true" in rerun.failure_data_for_node(node).error.to_string()
+    assert fresh.success
+    assert emulator.count("createReport", status=202) == 2

@@ -8,7 +8,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from amazon_sc_assets.definitions import JOB_NAME, build_definitions, enabled_report_types
+from amazon_sc_assets.definitions import (
+    JOB_NAME,
+    build_definitions,
+    enabled_report_types,
+    partition_start_date,
+)
 from amazon_sc_assets.report_types import ReportType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +127,25 @@ def test_example_instance_config_loads(tmp_path: Path) -> None:
 
     assert settings.pool_config.default_pool_limit == 2
     assert settings.run_queue_config.max_concurrent_runs == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "2025-01-01"),  # unset: the default
+        (" 2024-06-01 ", "2024-06-01"),
+    ],
+)
+def test_partition_start_date_parse(value: str | None, expected: str) -> None:
+    assert partition_start_date(value) == expected
+
+
+def test_partition_start_date_invalid_named() -> None:
+    with pytest.raises(ValueError, match="AMAZON_SC_START_DATE is '2025-13-01'"):
+        partition_start_date("2025-13-01")
+
+
+def test_definitions_sp_api_settings_applied() -> None:
+    defs = build_definitions({}, sp_api_settings={"report_deadline_seconds": 7200.0})
+
+    assert defs.resources["sp_api"].report_deadline_seconds == 7200.0

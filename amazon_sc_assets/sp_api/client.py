@@ -832,12 +832,14 @@ class ReportsClient:
         end: datetime,
         *,
         log: logging.Logger | None = None,
+        include_done: bool = True,
     ) -> Report | None:
         """Find a recent IN_QUEUE, IN_PROGRESS or DONE report for exactly this window.
 
         Matches the report type, the exact dataStartTime and dataEndTime and the configured
         marketplace ids, created within `resume_lookback_hours`; a DONE report must also be
-        younger than `done_report_max_age_minutes`. FATAL and CANCELLED reports never match.
+        younger than `done_report_max_age_minutes`, and `include_done` must be true. FATAL and
+        CANCELLED reports never match.
 
         Returns:
             The newest matching report, or None.
@@ -864,7 +866,11 @@ class ReportsClient:
             and (not report.marketplace_ids or set(report.marketplace_ids) == wanted_marketplaces)
             and (
                 report.processing_status != "DONE"
-                or (report.created_time is not None and report.created_time >= done_since)
+                or (
+                    include_done
+                    and report.created_time is not None
+                    and report.created_time >= done_since
+                )
             )
         ]
         if not matches:
@@ -880,6 +886,7 @@ class ReportsClient:
         *,
         work_dir: Path,
         log: logging.Logger | None = None,
+        reuse_done_reports: bool = True,
     ) -> ReportFetchResult:
         """Request, poll and download the reports that cover [start, end].
 
@@ -893,6 +900,8 @@ class ReportsClient:
             end: Aware end of the data window; not in the future.
             work_dir: Directory for downloaded documents; must exist.
             log: Logger for progress and retries; defaults to the client's.
+            reuse_done_reports: Whether a recent DONE report of the same window may be reused;
+                False always requests a new report unless one is still processing.
 
         Returns:
             The fetched reports, one per window, DONE with a document or CANCELLED without.
@@ -916,7 +925,9 @@ class ReportsClient:
                 MAX_REPORT_WINDOW,
             )
         reports = [
-            self._fetch_window(report_type, window_start, window_end, work_dir, log)
+            self._fetch_window(
+                report_type, window_start, window_end, work_dir, log, reuse_done_reports
+            )
             for window_start, window_end in windows
         ]
         return ReportFetchResult(
@@ -933,8 +944,9 @@ class ReportsClient:
         end: datetime,
         work_dir: Path,
         log: logging.Logger,
+        reuse_done_reports: bool,
     ) -> FetchedReport:
-        report_id = self._resume_or_create(report_type, start, end, log)
+        report_id = self._resume_or_create(report_type, start, end, log, reuse_done_reports)
         report = self.wait_for_report(report_id, log=log)
 
         if report.processing_status == "FATAL":
@@ -968,10 +980,17 @@ class ReportsClient:
         return FetchedReport(report_id, "DONE", start, end, document=document)
 
     def _resume_or_create(
-        self, report_type: ReportType, start: datetime, end: datetime, log: logging.Logger
+        self,
+        report_type: ReportType,
+        start: datetime,
+        end: datetime,
+        log: logging.Logger,
+        reuse_done_reports: bool,
     ) -> str:
         try:
-            existing = self.find_resumable_report(report_type, start, end, log=log)
+            existing = self.find_resumable_report(
+                report_type, start, end, log=log, include_done=reuse_done_reports
+            )
         except SPAPIRequestError as err:
             log.warning(
                 "Could not look up an unfinished report to resume (%s); creating a new one",

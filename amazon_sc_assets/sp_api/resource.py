@@ -290,6 +290,7 @@ class SPAPIResource(dg.ConfigurableResource):
         *,
         work_dir: Path,
         log: logging.Logger | None = None,
+        reuse_done_reports: bool = True,
     ) -> ReportFetchResult:
         """Request, poll and download the reports that cover [start, end].
 
@@ -301,5 +302,13 @@ class SPAPIResource(dg.ConfigurableResource):
             end: Aware end of the data window; not in the future.
             work_dir: Directory for the decompressed documents, usually `self.work_dir`.
             log: Logger for progress and retries, such as `context.log`.
+            reuse_done_reports: Whether a recent DONE report of the same window may be reused.
         """
-        return self.client.fetch_report(report_type, start, end, work_dir=work_dir, log=log)
+        return self.client.fetch_report(
+            report_type,
+            start,
+            end,
+            work_dir=work_dir,
+            log=log,
+            reuse_done_reports=reuse_done_reports,
+        )
