@@ -18,10 +18,17 @@ def _metadata_int(metadata: dict, key: str) -> int | None:
 
 
 def _latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> dict:
-    event = context.instance.get_latest_materialization_event(asset_key)
-    if event is None or event.asset_materialization is None:
+    """Return the metadata of this run's materialization, else of the latest one.
+
+    Concurrent backfill runs materialize the same asset, so the latest event may be another
+    run's; a range run records one event per key, all with the same metadata.
+    """
+    records = context.instance.fetch_materializations(asset_key, limit=100).records
+    own = [r for r in records if r.event_log_entry.run_id == context.run.run_id]
+    record = own[0] if own else (records[0] if records else None)
+    if record is None or record.asset_materialization is None:
         return {}
-    return dict(event.asset_materialization.metadata)
+    return dict(record.asset_materialization.metadata)
 
 
 def build_report_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:

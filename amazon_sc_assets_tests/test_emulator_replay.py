@@ -127,6 +127,23 @@ def test_replay_reads_cp1252_lines(tmp_path):
     assert rows[0][2] == "€5"
 
 
+def test_replay_serves_malformed_lines_unchanged(tmp_path):
+    # A short line and a long one reach the document as they are, so the client's parser
+    # rejects them the way it would reject such a file from Amazon.
+    (tmp_path / "orders.tsv").write_text(
+        HEADER + "\n"
+        "1\t2025-03-01T10:00:00+00:00\t2025-03-01T10:00:00+00:00\n"
+        "2\t2025-03-01T10:00:00+00:00\t2025-03-01T10:00:00+00:00\tAmazon.com\tEXTRA\n"
+    )
+    source = ReplayOrderSource(tmp_path)
+
+    rows = rows_between(source, ReportType.LAST_UPDATE, "2025-03-01T00:00Z", "2025-03-02T00:00Z")
+
+    assert rows[0] == ["1", "2025-03-01T10:00:00+00:00", "2025-03-01T10:00:00+00:00"]
+    assert rows[1][-1] == "EXTRA"
+    assert len(rows[1]) == 5
+
+
 def test_replay_skips_unparseable_dates(tmp_path):
     (tmp_path / "orders.tsv").write_text(
         "amazon-order-id\tpurchase-date\n1\t14.03.2023 07:49:55 UTC\n2\t2025-03-01T10:00:00Z\n"

@@ -127,6 +127,7 @@ class ReplayOrderSource:
         as_of: datetime,
     ) -> Iterator[list[str]]:
         skipped = 0
+        malformed = 0
         with path.open("rb") as file:
             file_header = _split_line(file.readline())
             positions = {column: index for index, column in enumerate(file_header)}
@@ -144,8 +145,8 @@ class ReplayOrderSource:
             for raw in file:
                 if not raw.strip(b"\r\n"):
                     continue
-                values = _split_line(raw)
-                values += [""] * (len(file_header) - len(values))
+                line_values = _split_line(raw)
+                values = line_values + [""] * (len(file_header) - len(line_values))
                 selected_time = _parse_report_time(values[date_index])
                 if selected_time is None:
                     skipped += 1
@@ -160,10 +161,23 @@ class ReplayOrderSource:
                     channel = values[channel_index] if channel_index is not None else ""
                     if _MARKETPLACE_BY_SALES_CHANNEL.get(channel.lower()) not in requested_ids:
                         continue
+                if len(line_values) != len(file_header):
+                    # Served as it is, as Amazon would, so the client's parser reports the line.
+                    malformed += 1
+                    yield line_values
+                    continue
                 yield [
                     values[positions[column]] if column in positions else ""
                     for column in self._header
                 ]
+        if malformed:
+            logger.warning(
+                "Serving %d lines of replay file %s unchanged although their field count "
+                "differs from the header's %d",
+                malformed,
+                path,
+                len(file_header),
+            )
         if skipped:
             logger.warning(
                 "Skipped %d rows of replay file %s whose %s is not an ISO 8601 time",
