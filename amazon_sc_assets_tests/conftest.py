@@ -8,6 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+
+# Imported here, before any test runs: otherwise Hypothesis's pytest plugin imports it in the
+# terminal summary, where pytest's assertion rewriter parses it with ast.parse, and on CPython
+# 3.11.7 that parse failed with "SystemError: AST constructor recursion depth mismatch" after
+# the DuckDB IO manager tests, turning a passing run into exit code 1.
+import hypothesis  # noqa: F401
 import pytest
 
 from amazon_sc_assets.emulator import (

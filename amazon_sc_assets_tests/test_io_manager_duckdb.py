@@ -14,6 +14,7 @@ import pytest
 
 from amazon_sc_assets.io_managers import (
     DuckDBLockTimeoutError,
+    DuckDBPathError,
     DuckDBUpsertIOManager,
     UnsafeTypeChangeError,
     UpsertConfigError,
@@ -473,8 +474,7 @@ def test_duckdb_setup_creates_missing_folder(tmp_path: Path) -> None:
     database = tmp_path / "new" / "nested" / "warehouse.duckdb"
     manager = DuckDBUpsertIOManager(database=str(database))
 
-    with dg.build_resources({"io_manager": manager}):
-        pass
+    manager.setup_for_execution(dg.build_init_resource_context())
 
     assert database.parent.is_dir()
 
@@ -484,10 +484,9 @@ def test_duckdb_setup_unusable_folder_named(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     manager = DuckDBUpsertIOManager(database=str(blocker / "warehouse.duckdb"))
 
-    with pytest.raises(dg.DagsterResourceFunctionError) as caught:  # noqa: SIM117
-        with dg.build_resources({"io_manager": manager}):
-            pass
+    with pytest.raises(DuckDBPathError) as caught:
+        manager.setup_for_execution(dg.build_init_resource_context())
 
-    message = str(caught.value.__cause__)
+    message = str(caught.value)
     assert "AMAZON_SC_DUCKDB_PATH" in message
     assert str(blocker) in message

@@ -142,7 +142,13 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
     )
 
     def _connect(self, *, limit_memory: bool = False) -> duckdb.DuckDBPyConnection:
-        config = {"memory_limit": self.memory_limit} if limit_memory and self.memory_limit else None
+        config: dict[str, str] = {}
+        if limit_memory:
+            # Row order within the table carries no meaning (each row has its lineage columns),
+            # and without it DuckDB inserts in parallel and buffers less.
+            config["preserve_insertion_order"] = "false"
+            if self.memory_limit:
+                config["memory_limit"] = self.memory_limit
         return connect_duckdb(
             self.database, lock_timeout_seconds=self.lock_timeout_seconds, config=config
         )
