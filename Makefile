@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 .PHONY: demo test install install-dev bench lint
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+		echo "$(PYTHON) is not Python 3.11; run with PYTHON=python3.11 (or its path)."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

@@ -81,9 +81,12 @@ def load_report(arguments: argparse.Namespace) -> dict[str, object]:
         result["rows"] = parsed.row_count
 
         # Stage 3: the upserting IO manager, exactly as a Dagster run calls it
-        manager = DuckDBUpsertIOManager(
-            database=arguments.database, memory_limit=arguments.memory_limit
-        )
+        limit = {}
+        if arguments.memory_limit:
+            limit["memory_limit"] = (
+                None if arguments.memory_limit == "none" else arguments.memory_limit
+            )
+        manager = DuckDBUpsertIOManager(database=arguments.database, **limit)
         context = dg.build_output_context(
             asset_key=report_asset_key(REPORT_TYPE), definition_metadata=UPSERT_METADATA
         )
@@ -112,7 +115,8 @@ def main() -> None:
     parser.add_argument("--work-dir", required=True, help="folder for the document and Parquet")
     parser.add_argument(
         "--memory-limit",
-        help='DuckDBUpsertIOManager.memory_limit, e.g. "512MB" (default: unset, as definitions.py)',
+        help='DuckDBUpsertIOManager.memory_limit, e.g. "2GB", or "none" for DuckDB\'s default '
+        "(default: the IO manager's default, as definitions.py uses)",
     )
     arguments = parser.parse_args()
     warnings.filterwarnings("ignore", category=dg.BetaWarning)

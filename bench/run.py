@@ -131,7 +131,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         peak = limited["peak_rss_after_upsert"]
         rows.append(
             (
-                f"P2 peak RSS, memory_limit={limited['memory_limit']}",
+                f"P2 peak RSS, memory_limit={limited['memory_limit']} (DuckDB default)",
                 f"{format_bytes(peak)} (upsert {limited['upsert_seconds']:.1f} s "
                 f"vs {p2['upsert_seconds']:.1f} s)",
                 "<= 1,024 MiB",
