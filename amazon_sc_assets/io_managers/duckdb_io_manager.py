@@ -93,6 +93,8 @@ def _stage_source(frame: pl.DataFrame | pl.LazyFrame, stage_dir: Path) -> pa.Tab
 
     if not frame.collect_schema():
         return None
+    # NOTE: the parser has already written these rows as Parquet, so this is a second write.
+    # The 1M-row upsert takes 1.9x DuckDB's read_csv of the same file (docs/benchmarks.md).
     path = stage_dir / "batch.parquet"
     frame.sink_parquet(path)
     if pl.scan_parquet(path).select(pl.len()).collect().item() == 0:
