@@ -82,6 +82,14 @@ class ReportAssetConfig(dg.Config):
             "bad and you want Amazon to build it again."
         ),
     )
+    charset: str | None = Field(
+        default=None,
+        description=(
+            "Python codec to decode the documents with, such as cp932, in place of the charset "
+            "in the download's Content-Type. Set it only when Amazon declares a wrong charset "
+            "or none and the document is neither UTF-8 nor cp1252."
+        ),
+    )
     column_types: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -184,7 +192,7 @@ def build_report_asset(
             try:
                 parsed = parse_report_document(
                     report.document.path,
-                    report.document.charset,
+                    config.charset or report.document.charset,
                     lineage=Lineage(
                         report_id=report.report_id,
                         data_start_time=report.data_start_time,

@@ -25,6 +25,7 @@ from amazon_sc_assets.emulator import (
     Fault,
 )
 from amazon_sc_assets.io_managers import DuckDBUpsertIOManager
+from amazon_sc_assets.marketplaces import Region
 from amazon_sc_assets.partitions import build_daily_partitions
 from amazon_sc_assets.report_types import ReportType
 from amazon_sc_assets.sp_api import SPAPIResource
@@ -35,6 +36,7 @@ LAST_UPDATE = build_report_asset(ReportType.LAST_UPDATE, partitions_def=PARTITIO
 ORDER_DATE = build_report_asset(ReportType.ORDER_DATE, partitions_def=PARTITIONS)
 CHECKS = {asset.key: build_report_checks(asset) for asset in (LAST_UPDATE, ORDER_DATE)}
 
+JAPAN = "A1VC38T7YXB528"
 SCHEMA = "amazon_seller_central"
 LAST_UPDATE_TABLE = f"{SCHEMA}.get_flat_file_all_orders_data_by_last_update_general"
 ORDER_DATE_TABLE = f"{SCHEMA}.get_flat_file_all_orders_data_by_order_date_general"
@@ -57,25 +59,26 @@ def _key(days_ago: int) -> str:
 def _resources(
     emulator: EmulatorHandle, database: Path, **sp_api_settings: object
 ) -> dict[str, object]:
+    settings = {
+        "region": "na",
+        "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC"],
+        "poll_initial_seconds": 0.02,
+        "poll_max_seconds": 0.1,
+        # The first 429 of an operation comes before any rate header, so the client would wait
+        # 1/0.0167 s; the emulator's quotas run 1000 times faster than Amazon's.
+        "retry_max_seconds": 0.5,
+        # Every run requests a new report, as a rerun an hour later would, unless a test asks
+        # for the default reuse.
+        "done_report_max_age_minutes": 0,
+        **sp_api_settings,
+    }
     sp_api = SPAPIResource(
         lwa_client_id=EMULATOR_CLIENT_ID,
         lwa_client_secret=EMULATOR_CLIENT_SECRET,
         refresh_token=EMULATOR_REFRESH_TOKEN,
-        region="na",
-        marketplace_ids=["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC"],
         endpoint=emulator.base_url,
         lwa_token_url=emulator.token_url,
-        poll_initial_seconds=0.02,
-        poll_max_seconds=0.1,
-        # The first 429 of an operation comes before any rate header, so the client would wait
-        # 1/0.0167 s; the emulator's quotas run 1000 times faster than Amazon's.
-        retry_max_seconds=0.5,
-        **{
-            # Every run requests a new report, as a rerun an hour later would, unless a test
-            # asks for the default reuse.
-            "done_report_max_age_minutes": 0,
-            **sp_api_settings,
-        },
+        **settings,
     )
     return {"sp_api": sp_api, "warehouse_io_manager": DuckDBUpsertIOManager(database=str(database))}
 
@@ -385,3 +388,30 @@ def test_assets_request_new_report_after_bad_document(
     assert "request_new_report: true" in rerun.failure_data_for_node(node).error.to_string()
     assert fresh.success
     assert emulator.count("createReport", status=202) == 2
+
+
+def test_assets_charset_override_used(emulator_factory, tmp_path: Path) -> None:
+    # The emulator writes Windows-31J (cp932) documents with Japanese product names.
+    emulator = emulator_factory(charset="Windows-31J", region=Region.FE)
+    resources = _resources(
+        emulator, tmp_path / "warehouse.duckdb", region="fe", marketplace_ids=[JAPAN]
+    )
+    node = LAST_UPDATE.node_def.name
+
+    def run(charset: str | None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [LAST_UPDATE],
+            partition_key=_key(1),
+            resources=resources,
+            run_config={"ops": {node: {"config": {"charset": charset}}}},
+            raise_on_error=False,
+        )
+
+    declared = run(None)
+    overridden = run("utf-8")
+    names = _table(tmp_path / "warehouse.duckdb", LAST_UPDATE_TABLE)["product_name"]
+
+    assert declared.success
+    assert names.str.contains("[\u3040-\u30ff]").any()
+    assert not overridden.success
+    assert "utf-8" in overridden.failure_data_for_node(node).error.to_string()

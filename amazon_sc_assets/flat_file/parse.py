@@ -154,7 +154,8 @@ def parse_report_document(
     attempts = "; ".join(f"as {failure.codec}, {failure.detail}" for failure in failures)
     raise CharsetError(
         f"{path} declares no charset and decodes neither as UTF-8 nor as cp1252 ({attempts}). "
-        "Pass the charset the document was written in."
+        "Set the report asset's run config charset to the codec it was written in, such as "
+        "cp932 for a Japanese document."
     )
 
 
