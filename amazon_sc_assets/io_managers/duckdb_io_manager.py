@@ -37,7 +37,11 @@ class DuckDBLockTimeoutError(TimeoutError):
 
 
 def connect_duckdb(
-    database: str, *, lock_timeout_seconds: float, config: dict[str, str] | None = None
+    database: str,
+    *,
+    lock_timeout_seconds: float,
+    config: dict[str, str] | None = None,
+    log: logging.Logger | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file, waiting with exponential backoff while another process has it open.
 
@@ -48,6 +52,7 @@ def connect_duckdb(
         database: Path of the DuckDB file.
         lock_timeout_seconds: How long to keep retrying, in seconds.
         config: DuckDB configuration options, for example `{"memory_limit": "1GB"}`.
+        log: Logger for the waits, such as a Dagster `context.log`; the module's by default.
 
     Raises:
         DuckDBLockTimeoutError: If the file is still locked after `lock_timeout_seconds`. The
@@ -72,7 +77,7 @@ def connect_duckdb(
                     "run), or raise lock_timeout_seconds."
                 ) from error
             sleep_for = min(wait * random.uniform(0.5, 1.5), remaining)
-            logger.info(
+            (log or logger).info(
                 "DuckDB file %s is locked by another process (attempt %d), retrying in %.2f s",
                 database,
                 attempt,
@@ -143,7 +148,9 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         ),
     )
 
-    def _connect(self, *, limit_memory: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect(
+        self, *, limit_memory: bool = False, log: logging.Logger | None = None
+    ) -> duckdb.DuckDBPyConnection:
         config: dict[str, str] = {}
         if limit_memory:
             # Row order within the table carries no meaning (each row has its lineage columns),
@@ -152,7 +159,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             if self.memory_limit:
                 config["memory_limit"] = self.memory_limit
         return connect_duckdb(
-            self.database, lock_timeout_seconds=self.lock_timeout_seconds, config=config
+            self.database, lock_timeout_seconds=self.lock_timeout_seconds, config=config, log=log
         )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -189,7 +196,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
 
         with tempfile.TemporaryDirectory(prefix="upsert-stage-", dir=self._stage_parent()) as tmp:
             source = _stage_source(frame, Path(tmp))
-            con = self._connect(limit_memory=True)
+            con = self._connect(limit_memory=True, log=context.log)
             try:
                 if source is None:
                     context.log.info(
