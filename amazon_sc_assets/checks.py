@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from amazon_sc_assets.assets import UPSERT_KEY, VERSION_COLUMN
+from amazon_sc_assets.assets import MAX_PARTITIONS_PER_RUN, UPSERT_KEY, VERSION_COLUMN
 
-# Consecutive materializations whose reports all ended CANCELLED (Amazon's "no data") before
+# Consecutive runs whose reports all ended CANCELLED (Amazon's "no data") before
 # the check warns. For a seller who normally has orders, such a streak usually means a wrong
 # window, wrong marketplace ids or a problem on Amazon's side rather than a quiet week.
 CANCELLED_STREAK_WARNING = 3
@@ -84,18 +84,23 @@ def build_report_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefini
         asset=asset_key,
         name="reports_not_repeatedly_cancelled",
         description=(
-            f"Warns when the last {CANCELLED_STREAK_WARNING} materializations all ended "
+            f"Warns when the reports of the last {CANCELLED_STREAK_WARNING} runs all ended "
             "CANCELLED, which Amazon uses for windows without orders."
         ),
     )
     def reports_not_repeatedly_cancelled(
         context: dg.AssetCheckExecutionContext,
     ) -> dg.AssetCheckResult:
+        # A range run records one materialization per key, all from one report request, so
+        # the streak counts runs, not events. 28 keys is the longest range run.
         records = context.instance.fetch_materializations(
-            asset_key, limit=CANCELLED_STREAK_WARNING
+            asset_key, limit=CANCELLED_STREAK_WARNING * MAX_PARTITIONS_PER_RUN
         ).records
-        streak = 0
+        cancelled_runs: list[str] = []
         for record in records:
+            run_id = record.event_log_entry.run_id
+            if run_id in cancelled_runs:
+                continue
             materialization = record.asset_materialization
             statuses = (
                 materialization.metadata.get("processing_statuses") if materialization else None
@@ -103,12 +108,15 @@ def build_report_checks(asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefini
             values = getattr(statuses, "value", statuses) or []
             if not values or any(status != "CANCELLED" for status in values):
                 break
-            streak += 1
+            cancelled_runs.append(run_id)
+            if len(cancelled_runs) == CANCELLED_STREAK_WARNING:
+                break
+        streak = len(cancelled_runs)
 
         return dg.AssetCheckResult(
             passed=streak < CANCELLED_STREAK_WARNING,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"consecutive_cancelled_materializations": streak},
+            metadata={"consecutive_cancelled_runs": streak},
         )
 
     return [rows_accounted_for, order_lines_share_version, reports_not_repeatedly_cancelled]

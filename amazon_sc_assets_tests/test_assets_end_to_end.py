@@ -415,3 +415,18 @@ def test_assets_charset_override_used(emulator_factory, tmp_path: Path) -> None:
     assert names.str.contains("[\u3040-\u30ff]").any()
     assert not overridden.success
     assert "utf-8" in overridden.failure_data_for_node(node).error.to_string()
+
+
+def test_assets_cancelled_range_run_counts_once(materialize) -> None:
+    # One range run over five empty keys is one CANCELLED report, not a streak of five.
+    tags = {
+        "dagster/asset_partition_range_start": _key(104),
+        "dagster/asset_partition_range_end": _key(100),
+    }
+
+    result = materialize(assets=(LAST_UPDATE,), tags=tags)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    streak = evaluations["reports_not_repeatedly_cancelled"]
+
+    assert streak.passed is True
+    assert streak.metadata["consecutive_cancelled_runs"].value == 1
