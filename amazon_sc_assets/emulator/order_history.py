@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from amazon_sc_assets.emulator.documents import CHARSET_CODECS
 from amazon_sc_assets.marketplaces import Marketplace, Region, marketplaces_in_region
 from amazon_sc_assets.report_types import ORDER_REPORT_HEADER, ReportType
 
@@ -30,13 +31,6 @@ logger = logging.getLogger(__name__)
 # Latest last-updated-date of an order, counted from its purchase-date. A LAST_UPDATE report
 # therefore scans the orders purchased up to this long before its start.
 MAX_ORDER_LIFETIME = timedelta(days=4)
-
-# Amazon's charset names of flat-file downloads (the Content-Type charset), mapped to codecs.
-CHARSET_CODECS: dict[str, str] = {
-    "UTF-8": "utf-8",
-    "Cp1252": "cp1252",
-    "Windows-31J": "cp932",
-}
 
 # The 14 digits after an order id's 3-digit prefix encode (day, order number), with room for
 # 10**7 orders a day. The cap keeps a day with 15 % more orders than the mean below that.
