@@ -21,12 +21,15 @@ def _latest_metadata(context: dg.AssetCheckExecutionContext, asset_key: dg.Asset
     """Return the metadata of this run's materialization, else of the latest one.
 
     Concurrent backfill runs materialize the same asset, so the latest event may be another
-    run's; a range run records one event per key, all with the same metadata.
+    run's. A range run records one event per key, all with the same metadata.
     """
     records = context.instance.fetch_materializations(asset_key, limit=100).records
     own = [r for r in records if r.event_log_entry.run_id == context.run.run_id]
-    record = own[0] if own else (records[0] if records else None)
-    if record is None or record.asset_materialization is None:
+    candidates = own or records
+    if not candidates:
+        return {}
+    record = candidates[0]
+    if record.asset_materialization is None:
         return {}
     return dict(record.asset_materialization.metadata)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
-# Imported here, before any test runs: otherwise Hypothesis's pytest plugin imports it in the
-# terminal summary, where pytest's assertion rewriter parses it with ast.parse, and on CPython
-# 3.11.7 that parse failed with "SystemError: AST constructor recursion depth mismatch" after
-# the DuckDB IO manager tests, turning a passing run into exit code 1.
+# Imported before any test runs. Otherwise Hypothesis's pytest plugin imports it in the terminal
+# summary, where pytest's assertion rewriter parses it with ast.parse. On CPython 3.11.7 that
+# parse failed with "SystemError: AST constructor recursion depth mismatch" after the DuckDB IO
+# manager tests, which turned a passing run into exit code 1.
 import hypothesis  # noqa: F401
 import pytest
 

@@ -65,10 +65,10 @@ def _resources(
         "poll_initial_seconds": 0.02,
         "poll_max_seconds": 0.1,
         # The first 429 of an operation comes before any rate header, so the client would wait
-        # 1/0.0167 s; the emulator's quotas run 1000 times faster than Amazon's.
+        # 1/0.0167 s. The emulator's quotas run 1000 times faster than Amazon's.
         "retry_max_seconds": 0.5,
-        # Every run requests a new report, as a rerun an hour later would, unless a test asks
-        # for the default reuse.
+        # Every run requests a new report, as a rerun an hour later would, unless a test sets
+        # its own reuse window.
         "done_report_max_age_minutes": 0,
         **sp_api_settings,
     }

@@ -50,7 +50,7 @@ class Fault:
         truncate_gzip: downloadDocument sends a complete response whose gzip body is cut in
             the middle (Content-Length matches the cut body).
         expired_url: getReportDocument returns a URL that has already expired.
-        not_found: getReport answers 404 NotFound.
+        not_found: getReport returns 404 NotFound.
         stuck_in_queue: the next created report stays IN_QUEUE for `times` getReport polls,
             then proceeds.
         fatal: each of the next `times` created reports ends FATAL with the error document

@@ -90,8 +90,8 @@ def connect_duckdb(
 def _stage_source(frame: pl.DataFrame | pl.LazyFrame, stage_dir: Path) -> pa.Table | Path | None:
     """Return the batch as an Arrow table or a Parquet file for DuckDB, or None if it is empty.
 
-    A LazyFrame is streamed to a Parquet file, so neither Polars nor DuckDB ever holds the
-    whole batch in memory: DuckDB reads the file where the upsert needs it.
+    A LazyFrame is streamed to a Parquet file, so neither Polars nor DuckDB keeps the whole
+    batch in memory. DuckDB reads the file where the upsert needs it.
     """
     if isinstance(frame, pl.DataFrame):
         return None if frame.is_empty() else frame.to_arrow()

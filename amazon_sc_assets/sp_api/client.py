@@ -85,8 +85,8 @@ class ClientSettings:
         resume_lookback_hours: How far back getReports looks for an IN_QUEUE or IN_PROGRESS
             report of the same window to resume. 0 disables the lookup.
         done_report_max_age_minutes: A DONE report of the same window created at most this
-            long ago is reused too (a retry after a failed download or write then needs no new
-            report); an older one is not, so a rerun gets a fresh snapshot. 0 never reuses.
+            long ago is reused too, so a retry after a failed download or write needs no new
+            report. An older one is not, so a rerun gets a fresh snapshot. 0 never reuses.
     """
 
     poll_initial_seconds: float = 2.0
@@ -837,9 +837,9 @@ class ReportsClient:
         """Find a recent IN_QUEUE, IN_PROGRESS or DONE report for exactly this window.
 
         Matches the report type, the exact dataStartTime and dataEndTime and the configured
-        marketplace ids, created within `resume_lookback_hours`; a DONE report must also be
-        younger than `done_report_max_age_minutes`, and `include_done` must be true. FATAL and
-        CANCELLED reports never match.
+        marketplace ids, created within `resume_lookback_hours`. A DONE report matches only
+        when `include_done` is true and it is younger than `done_report_max_age_minutes`.
+        FATAL and CANCELLED reports never match.
 
         Returns:
             The newest matching report, or None.

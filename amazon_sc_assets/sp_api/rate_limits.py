@@ -3,7 +3,7 @@
 Amazon meters each operation with a token bucket per selling partner and application. Tokens
 refill at `rate` per second up to `burst`, each call takes one, and an empty bucket returns
 HTTP 429. The client mirrors that bucket, so it waits before calling instead of collecting 429s.
-The process holds one bucket per (endpoint, seller, operation), shared by every client and
+The process keeps one bucket per (endpoint, seller, operation), shared by every client and
 resource instance, so concurrent partitions of one seller share one quota.
 """
 
